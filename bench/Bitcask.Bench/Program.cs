@@ -1,0 +1,1 @@
+Console.WriteLine("bench: see bench/README.md (work in progress)");

@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask;
+
+/// <summary>Settings for <see cref="BitcaskStore.Open"/>. Immutable; a <c>with</c> expression makes a variant.</summary>
+public sealed record BitcaskOptions
+{
+    /// <summary>When writes are acknowledged. Default: <see cref="Durability.Flushed"/>.</summary>
+    public Durability Durability { get; init; } = Durability.Flushed;
+
+    /// <summary>Background sync period. <see cref="Durability.Buffered"/>: the buffer is written to the OS at this period
+    /// (100 ms when null) and fdatasync'd when set. <see cref="Durability.Flushed"/>: fdatasync at this period when set.
+    /// Ignored by <see cref="Durability.Synced"/>. Default: null.</summary>
+    public TimeSpan? SyncInterval { get; init; }
+
+    /// <summary>A segment is sealed and a new one started when the next record would pass this size.
+    /// Between 4 KiB and 2 GiB - 1. Default: 256 MiB.</summary>
+    public long MaxSegmentBytes { get; init; } = 256L << 20;
+
+    /// <summary>Values of at least this many bytes are LZ4-compressed when that saves space; 0 disables. Default: 4096.</summary>
+    public int CompressionThreshold { get; init; } = 4096;
+
+    /// <summary>Longest key accepted, 0 to 65535. Default: 1024.</summary>
+    public int MaxKeyBytes { get; init; } = 1024;
+
+    /// <summary>Longest value accepted; a record must fit in one segment. Default: 16 MiB.</summary>
+    public int MaxValueBytes { get; init; } = 16 << 20;
+
+    /// <summary>Open without the writer lock and never change a byte on disk. Damaged records are skipped and reported.
+    /// Works beside a running writer (it sees the writes flushed to the OS when it opened). Default: false.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>A read-write open that finds a damaged record outside the torn tail of the newest segment throws
+    /// <see cref="CorruptionException"/>; with this set it skips the record, logs it and reports it in
+    /// <see cref="StoreStats.RecoveryFindings"/> instead. Skipping can bring back an older value of the skipped key. Default: false.</summary>
+    public bool SkipDamagedRecords { get; init; }
+
+    /// <summary>Clock for TTLs. Default: <see cref="TimeProvider.System"/>.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Where the engine logs; silent when null. Default: null.</summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>Size of the engine's write buffer for <see cref="Durability.Buffered"/>. Default: 256 KiB.</summary>
+    public int WriteBufferBytes { get; init; } = 256 << 10;
+
+    internal void Validate()
+    {
+        static ArgumentOutOfRangeException Bad(string name, object value, string rule) =>
+            new(name, value, $"BitcaskOptions.{name} must be {rule}.");
+        if (!Enum.IsDefined(Durability)) throw Bad(nameof(Durability), Durability, "Buffered, Flushed or Synced");
+        if (MaxSegmentBytes is < 4096 or > int.MaxValue) throw Bad(nameof(MaxSegmentBytes), MaxSegmentBytes, "between 4096 and 2147483647");
+        if (MaxKeyBytes is < 0 or > ushort.MaxValue) throw Bad(nameof(MaxKeyBytes), MaxKeyBytes, "between 0 and 65535");
+        if (MaxValueBytes < 0) throw Bad(nameof(MaxValueBytes), MaxValueBytes, "at least 0");
+        if (CompressionThreshold < 0) throw Bad(nameof(CompressionThreshold), CompressionThreshold, "at least 0");
+        if (SyncInterval is { } interval && interval <= TimeSpan.Zero) throw Bad(nameof(SyncInterval), interval, "positive or null");
+        if (WriteBufferBytes is < 4096 or > (64 << 20)) throw Bad(nameof(WriteBufferBytes), WriteBufferBytes, "between 4096 and 67108864");
+        var largest = Format.RecordCodec.MaxEncodedSize(MaxKeyBytes, MaxValueBytes, CompressionThreshold) + Format.SegmentHeader.FixedSize;
+        if (largest > MaxSegmentBytes)
+            throw new ArgumentOutOfRangeException(nameof(MaxValueBytes), MaxValueBytes,
+                $"A record with a {MaxKeyBytes}-byte key and a {MaxValueBytes}-byte value takes up to {largest} bytes, which does not fit in MaxSegmentBytes = {MaxSegmentBytes}. Raise MaxSegmentBytes or lower MaxValueBytes/MaxKeyBytes.");
+        ArgumentNullException.ThrowIfNull(TimeProvider);
+    }
+}

@@ -1,0 +1,185 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+using K4os.Compression.LZ4;
+
+namespace Bitcask.Format;
+
+/// <summary>
+/// Encodes and validates records. Layout (little-endian, FORMAT.md "Record"):
+/// <code>
+/// 0  u32 crc     CRC-32 of bytes [4, 32 + keyLength + valueLength)
+/// 4  u8  kind    1 put, 2 tombstone, 3 batch
+/// 5  u8  flags   bit 0: value is LZ4-compressed
+/// 6  u16 reserved, 0
+/// 8  u64 sequence
+/// 16 i64 expiresAt  unix milliseconds, 0 = never
+/// 24 u32 keyLength
+/// 28 u32 valueLength (stored bytes)
+/// 32 key, value
+/// </code>
+/// </summary>
+internal static class RecordCodec
+{
+    public const int HeaderSize = 32;
+    /// <summary>Bytes in front of an LZ4 block: the uncompressed length.</summary>
+    public const int CompressedPrefixSize = 4;
+
+    public static int EncodedSize(int keyLength, int storedValueLength) => HeaderSize + keyLength + storedValueLength;
+
+    /// <summary>Writes the header fields except CRC and sequence (both filled by <see cref="Seal"/>).</summary>
+    public static void WriteHeader(Span<byte> destination, RecordKind kind, RecordFlags flags, long expiresAt, int keyLength, int storedValueLength)
+    {
+        destination[4] = (byte)kind;
+        destination[5] = (byte)flags;
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[6..], 0);
+        BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], 0);
+        BinaryPrimitives.WriteInt64LittleEndian(destination[16..], expiresAt);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[24..], (uint)keyLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[28..], (uint)storedValueLength);
+    }
+
+    /// <summary>
+    /// Encodes a put or tombstone record without sequence and CRC. The value is compressed when it is at least
+    /// <paramref name="compressionThreshold"/> bytes long (0 = never) and compression actually saves space.
+    /// Returns the number of bytes written; <paramref name="destination"/> must hold <see cref="MaxEncodedSize"/>.
+    /// </summary>
+    public static int Encode(Span<byte> destination, RecordKind kind, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt, int compressionThreshold)
+    {
+        key.CopyTo(destination[HeaderSize..]);
+        var valueStart = HeaderSize + key.Length;
+        var flags = RecordFlags.None;
+        var stored = value.Length;
+        if (compressionThreshold > 0 && value.Length >= compressionThreshold)
+        {
+            var target = destination.Slice(valueStart + CompressedPrefixSize, LZ4Codec.MaximumOutputSize(value.Length));
+            var compressed = LZ4Codec.Encode(value, target, LZ4Level.L00_FAST);
+            if (compressed > 0 && compressed + CompressedPrefixSize < value.Length)
+            {
+                BinaryPrimitives.WriteUInt32LittleEndian(destination[valueStart..], (uint)value.Length);
+                flags = RecordFlags.Lz4;
+                stored = compressed + CompressedPrefixSize;
+            }
+        }
+        if (flags == RecordFlags.None) value.CopyTo(destination[valueStart..]);
+        WriteHeader(destination, kind, flags, expiresAt, key.Length, stored);
+        return HeaderSize + key.Length + stored;
+    }
+
+    /// <summary>Upper bound of <see cref="Encode"/>'s output for these lengths.</summary>
+    public static int MaxEncodedSize(int keyLength, int valueLength, int compressionThreshold) =>
+        HeaderSize + keyLength + (compressionThreshold > 0 && valueLength >= compressionThreshold
+            ? Math.Max(valueLength, CompressedPrefixSize + LZ4Codec.MaximumOutputSize(valueLength))
+            : valueLength);
+
+    /// <summary>Stamps the sequence number and then the CRC into an encoded record.</summary>
+    public static void Seal(Span<byte> record, ulong sequence)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(record[8..], sequence);
+        BinaryPrimitives.WriteUInt32LittleEndian(record, Crc32.HashToUInt32(record[4..]));
+    }
+
+    public static uint ComputeCrc(ReadOnlySpan<byte> record) => Crc32.HashToUInt32(record[4..]);
+
+    public static RecordKind ReadKind(ReadOnlySpan<byte> header) => (RecordKind)header[4];
+    public static RecordFlags ReadFlags(ReadOnlySpan<byte> header) => (RecordFlags)header[5];
+    public static ulong ReadSequence(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+    public static long ReadExpiresAt(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+    public static uint ReadKeyLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[24..]);
+    public static uint ReadValueLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[28..]);
+
+    /// <summary>
+    /// Checks a record header against the limits before anything is allocated or read past it, so that a
+    /// hostile length field can never cause a large allocation or an out-of-range read.
+    /// Returns the record's total length, or an error describing what is wrong.
+    /// </summary>
+    public static RecordCheck CheckHeader(ReadOnlySpan<byte> header, long available, in RecordLimits limits, bool nested = false)
+    {
+        if (available < HeaderSize) return RecordCheck.Fail("record header is cut short");
+        var kind = ReadKind(header);
+        if (kind is not (RecordKind.Put or RecordKind.Tombstone or RecordKind.Batch) || (nested && kind == RecordKind.Batch))
+            return RecordCheck.Fail($"unknown record kind {(byte)kind}");
+        var flags = ReadFlags(header);
+        if ((flags & ~RecordFlags.Known) != 0) return RecordCheck.Fail($"unknown record flags 0x{(byte)flags:x2}");
+        if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0) return RecordCheck.Fail("reserved bytes are not zero");
+        var keyLength = ReadKeyLength(header);
+        var valueLength = ReadValueLength(header);
+        long maxValue = kind switch
+        {
+            RecordKind.Batch => limits.MaxBatchBytes,
+            RecordKind.Tombstone => 0,
+            _ => (flags & RecordFlags.Lz4) != 0 ? CompressedPrefixSize + (long)LZ4Codec.MaximumOutputSize((int)Math.Min(limits.MaxValueBytes, int.MaxValue / 2)) : limits.MaxValueBytes,
+        };
+        if (kind == RecordKind.Batch ? keyLength != 0 : keyLength > limits.MaxKeyBytes)
+            return RecordCheck.Fail($"key length {keyLength} exceeds the limit {(kind == RecordKind.Batch ? 0 : limits.MaxKeyBytes)}");
+        if (valueLength > maxValue) return RecordCheck.Fail($"value length {valueLength} exceeds the limit {maxValue}");
+        if (kind == RecordKind.Tombstone && flags != RecordFlags.None) return RecordCheck.Fail("tombstone carries flags");
+        var total = HeaderSize + (long)keyLength + valueLength;
+        if (total > available) return RecordCheck.Fail($"record of {total} bytes runs past the end of the data ({available} bytes left)");
+        return RecordCheck.Ok((int)total);
+    }
+
+    /// <summary>Full validation of one record that <see cref="CheckHeader"/> accepted: CRC, and for a batch every nested record.</summary>
+    public static string? CheckBody(ReadOnlySpan<byte> record, in RecordLimits limits)
+    {
+        var stored = BinaryPrimitives.ReadUInt32LittleEndian(record);
+        if (stored != ComputeCrc(record)) return "CRC mismatch";
+        if (ReadKind(record) == RecordKind.Batch)
+        {
+            var inner = record[HeaderSize..];
+            var expected = ReadSequence(record);
+            if (inner.IsEmpty) return "empty batch";
+            while (!inner.IsEmpty)
+            {
+                var check = CheckHeader(inner, inner.Length, limits, nested: true);
+                if (!check.IsValid) return "batch entry: " + check.Error;
+                var entry = inner[..check.Length];
+                if (BinaryPrimitives.ReadUInt32LittleEndian(entry) != ComputeCrc(entry)) return "batch entry: CRC mismatch";
+                if (ReadSequence(entry) != expected) return "batch entry: sequence out of order";
+                expected++;
+                inner = inner[check.Length..];
+            }
+        }
+        return null;
+    }
+
+    /// <summary>Length of the value a reader gets back (after decompression).</summary>
+    public static int RawValueLength(ReadOnlySpan<byte> record)
+    {
+        var valueLength = (int)ReadValueLength(record);
+        if ((ReadFlags(record) & RecordFlags.Lz4) == 0) return valueLength;
+        var start = HeaderSize + (int)ReadKeyLength(record);
+        return (int)BinaryPrimitives.ReadUInt32LittleEndian(record[start..]);
+    }
+
+    public static ReadOnlySpan<byte> Key(ReadOnlySpan<byte> record) => record.Slice(HeaderSize, (int)ReadKeyLength(record));
+
+    public static ReadOnlySpan<byte> StoredValue(ReadOnlySpan<byte> record) =>
+        record.Slice(HeaderSize + (int)ReadKeyLength(record), (int)ReadValueLength(record));
+
+    /// <summary>Copies (or decompresses) the value into <paramref name="destination"/>, which holds <see cref="RawValueLength"/> bytes.
+    /// Returns false when the compressed block does not decode to exactly that length.</summary>
+    public static bool TryDecodeValue(ReadOnlySpan<byte> record, Span<byte> destination)
+    {
+        var stored = StoredValue(record);
+        if ((ReadFlags(record) & RecordFlags.Lz4) == 0)
+        {
+            stored.CopyTo(destination);
+            return true;
+        }
+        var decoded = LZ4Codec.Decode(stored[CompressedPrefixSize..], destination);
+        return decoded == destination.Length;
+    }
+}
+
+/// <summary>The limits a record read from disk is checked against before anything is allocated.</summary>
+internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes, long MaxBatchBytes);
+
+internal readonly struct RecordCheck
+{
+    public readonly int Length;
+    public readonly string? Error;
+    private RecordCheck(int length, string? error) { Length = length; Error = error; }
+    public bool IsValid => Error is null;
+    public static RecordCheck Ok(int length) => new(length, null);
+    public static RecordCheck Fail(string error) => new(0, error);
+}

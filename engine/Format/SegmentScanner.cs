@@ -1,0 +1,121 @@
+using System.Buffers.Binary;
+
+namespace Bitcask.Format;
+
+/// <summary>
+/// Walks the records of a segment's bytes in file order, validating each (lengths against the limits before anything
+/// else, then the CRC, and for a batch every nested record). Stops at the first invalid record and says why.
+/// </summary>
+internal ref struct SegmentScanner
+{
+    private readonly ReadOnlySpan<byte> _data;
+    private readonly RecordLimits _limits;
+
+    public SegmentScanner(ReadOnlySpan<byte> data, int start, RecordLimits limits)
+    {
+        _data = data;
+        _limits = limits;
+        Position = start;
+    }
+
+    /// <summary>Offset of the next record to read (after a failure: of the record that failed).</summary>
+    public int Position { get; private set; }
+    /// <summary>Why the last <see cref="Next"/> returned false; null at a clean end of data.</summary>
+    public string? Error { get; private set; }
+
+    /// <summary>Reads the next record. False at the end of the data or at an invalid record (see <see cref="Error"/>).</summary>
+    public bool Next(out int offset, out ReadOnlySpan<byte> record)
+    {
+        offset = Position;
+        record = default;
+        Error = null;
+        if (Position >= _data.Length) return false;
+        var rest = _data[Position..];
+        var check = RecordCodec.CheckHeader(rest, rest.Length, _limits);
+        if (!check.IsValid)
+        {
+            Error = check.Error;
+            return false;
+        }
+        var candidate = rest[..check.Length];
+        var problem = RecordCodec.CheckBody(candidate, _limits);
+        if (problem is not null)
+        {
+            Error = problem;
+            return false;
+        }
+        record = candidate;
+        Position += check.Length;
+        return true;
+    }
+
+    /// <summary>Moves past a damaged region: to the next offset after <paramref name="from"/> where a whole valid record
+    /// starts, or to the end. Returns that offset, or -1 when nothing valid follows.</summary>
+    public int SkipTo(int from)
+    {
+        var next = FindNextValid(_data, from + 1, _limits);
+        Position = next < 0 ? _data.Length : next;
+        return next;
+    }
+
+    /// <summary>The first offset at or after <paramref name="from"/> where a whole valid record starts, or -1.
+    /// Used to tell a torn tail (nothing valid after the first bad byte) from damage in the middle of a file.</summary>
+    public static int FindNextValid(ReadOnlySpan<byte> data, int from, RecordLimits limits)
+    {
+        for (var p = from; p + RecordCodec.HeaderSize <= data.Length; p++)
+        {
+            var kind = data[p + 4];
+            if (kind is < 1 or > 3 || data[p + 6] != 0 || data[p + 7] != 0) continue; // cheap rejects first
+            var rest = data[p..];
+            var check = RecordCodec.CheckHeader(rest, rest.Length, limits);
+            if (!check.IsValid) continue;
+            if (RecordCodec.CheckBody(rest[..check.Length], limits) is null) return p;
+        }
+        return -1;
+    }
+}
+
+/// <summary>
+/// The puts and tombstones in one validated record: the record itself, or each record nested in a batch.
+/// Offsets are absolute within the segment.
+/// </summary>
+internal ref struct RecordEntries
+{
+    private readonly ReadOnlySpan<byte> _record;
+    private readonly int _recordOffset;
+    private int _position;
+    private readonly bool _isBatch;
+    private bool _done;
+
+    public RecordEntries(ReadOnlySpan<byte> record, int recordOffset)
+    {
+        _record = record;
+        _recordOffset = recordOffset;
+        _isBatch = RecordCodec.ReadKind(record) == RecordKind.Batch;
+        _position = _isBatch ? RecordCodec.HeaderSize : 0;
+    }
+
+    public bool Next(out int offset, out ReadOnlySpan<byte> entry)
+    {
+        if (!_isBatch)
+        {
+            offset = _recordOffset;
+            entry = _record;
+            if (_done) return false;
+            _done = true;
+            return true;
+        }
+        if (_position >= _record.Length)
+        {
+            offset = 0;
+            entry = default;
+            return false;
+        }
+        var rest = _record[_position..];
+        var length = RecordCodec.HeaderSize + (int)RecordCodec.ReadKeyLength(rest) + (int)RecordCodec.ReadValueLength(rest);
+        offset = _recordOffset + _position;
+        entry = rest[..length];
+        _position += length;
+        return true;
+    }
+}

@@ -1,0 +1,24 @@
+using System.Globalization;
+
+namespace Bitcask.Format;
+
+/// <summary>Names of every file in a store directory (FORMAT.md, "Directory").</summary>
+internal static class StoreFiles
+{
+    public const string LockFile = "LOCK";
+    public const string SegmentExtension = ".seg";
+    public const string HintExtension = ".hint";
+    public const string TempExtension = ".tmp";
+
+    public static string SegmentName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + SegmentExtension;
+    public static string HintName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + HintExtension;
+
+    /// <summary>Parses "0000000042.seg" / "0000000042.hint" names; anything else is not ours.</summary>
+    public static bool TryParseId(string name, string extension, out uint id)
+    {
+        id = 0;
+        if (!name.EndsWith(extension, StringComparison.Ordinal)) return false;
+        var stem = name.AsSpan(0, name.Length - extension.Length);
+        return stem.Length == 10 && uint.TryParse(stem, NumberStyles.None, CultureInfo.InvariantCulture, out id) && id != 0;
+    }
+}

@@ -1,0 +1,168 @@
+namespace Bitcask;
+
+internal enum WriteRequestKind : byte
+{
+    /// <summary>One encoded record (a put, a tombstone or a batch) in <see cref="WriteRequest.Buffer"/>.</summary>
+    Record,
+    /// <summary>Hand buffered bytes to the OS.</summary>
+    Flush,
+    /// <summary>Hand buffered bytes to the OS and fdatasync.</summary>
+    Sync,
+    /// <summary>Sync, then seal the active segment (store close).</summary>
+    Close,
+}
+
+/// <summary>One caller's write waiting in the group-commit queue. Reused per thread for synchronous calls.</summary>
+internal sealed class WriteRequest
+{
+    public WriteRequestKind Kind;
+    public byte[] Buffer = new byte[256];
+    public int Length;
+    /// <summary>Set by the leader: whether a tombstone removed a live key.</summary>
+    public bool RemovedLive;
+    /// <summary>Set by the leader: the request is finished (or failed, see <see cref="Error"/>).</summary>
+    public bool Done;
+    public Exception? Error;
+    public readonly ManualResetEventSlim Signal = new(false, spinCount: 64);
+    /// <summary>For async callers: completed with true when the caller must lead, false when done.</summary>
+    public TaskCompletionSource<bool>? Async;
+
+    public Span<byte> Reserve(int length)
+    {
+        if (Buffer.Length < length) Buffer = new byte[Math.Max(length, Buffer.Length * 2)];
+        Length = length;
+        return Buffer.AsSpan(0, length);
+    }
+
+    public void Reset(WriteRequestKind kind)
+    {
+        Kind = kind;
+        Length = 0;
+        RemovedLive = false;
+        Done = false;
+        Error = null;
+        Async = null;
+        Signal.Reset();
+    }
+}
+
+/// <summary>
+/// LevelDB-style group commit. Writers queue up; the writer at the head of the queue leads: it takes every request
+/// queued behind it, hands them to <see cref="ILeaderWork"/> (one write system call, one fdatasync in Synced mode),
+/// then releases the followers and hands leadership to the next waiting writer. A lone writer leads itself with no
+/// thread hand-off.
+/// <para>Thread-safety: all members are safe to call concurrently.</para>
+/// </summary>
+internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupBytes)
+{
+    internal interface ILeaderWork
+    {
+        /// <summary>Performs the I/O for a group, in order. Throws when the group could not be made durable
+        /// (or the write path already failed earlier).</summary>
+        void Commit(List<WriteRequest> group);
+        /// <summary>Non-null once new writes are refused (failed write path, closing store).</summary>
+        Exception? RefuseReason { get; }
+    }
+
+    private readonly object _lock = new();
+    private readonly Queue<WriteRequest> _queue = new();
+    private readonly List<WriteRequest> _group = new(); // only the leader touches it
+
+    /// <summary>Queues <paramref name="request"/> and returns once it is committed; throws what the commit threw.</summary>
+    public void Submit(WriteRequest request, bool evenIfRefused = false)
+    {
+        bool lead;
+        lock (_lock)
+        {
+            if (!evenIfRefused && work.RefuseReason is { } refused) throw Rethrowable(refused);
+            _queue.Enqueue(request);
+            lead = _queue.Count == 1;
+        }
+        if (!lead)
+        {
+            request.Signal.Wait();
+            if (request.Done)
+            {
+                if (request.Error is not null) throw Rethrowable(request.Error);
+                return;
+            }
+        }
+        Lead(request);
+    }
+
+    public async ValueTask SubmitAsync(WriteRequest request)
+    {
+        bool lead;
+        request.Async = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (work.RefuseReason is { } refused) throw Rethrowable(refused);
+            _queue.Enqueue(request);
+            lead = _queue.Count == 1;
+        }
+        if (!lead && !await request.Async.Task.ConfigureAwait(false))
+        {
+            if (request.Error is not null) throw Rethrowable(request.Error);
+            return;
+        }
+        Lead(request);
+    }
+
+    private void Lead(WriteRequest self)
+    {
+        var group = _group;
+        group.Clear();
+        lock (_lock)
+        {
+            long bytes = 0;
+            foreach (var r in _queue)
+            {
+                if (group.Count > 0 && bytes + r.Length > maxGroupBytes) break;
+                group.Add(r);
+                bytes += r.Length;
+            }
+        }
+
+        Exception? failure = null;
+        try
+        {
+            work.Commit(group);
+        }
+        catch (Exception e)
+        {
+            failure = e;
+        }
+
+        lock (_lock)
+        {
+            foreach (var r in group)
+            {
+                _queue.Dequeue();
+                r.Error = failure;
+                r.Done = true;
+                if (!ReferenceEquals(r, self)) Wake(r, lead: false);
+            }
+            if (_queue.Count > 0) Wake(_queue.Peek(), lead: true);
+        }
+        group.Clear();
+        if (failure is not null)
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
+        }
+    }
+
+    private static void Wake(WriteRequest r, bool lead)
+    {
+        if (lead) r.Done = false;
+        if (r.Async is { } tcs) tcs.TrySetResult(lead);
+        else r.Signal.Set();
+    }
+
+    /// <summary>Each waiter gets its own exception object (the same one thrown on several threads loses stack traces).</summary>
+    private static Exception Rethrowable(Exception e) => e switch
+    {
+        ObjectDisposedException d => new ObjectDisposedException(d.ObjectName, d.Message),
+        IOException io => new IOException(io.Message, io),
+        _ => new IOException(e.Message, e),
+    };
+}

@@ -1,0 +1,467 @@
+using System.IO.Hashing;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Bitcask;
+
+/// <summary>Where a key's newest record lives: segment, byte offset of the record, record length.</summary>
+internal readonly record struct KeyLocation(uint SegmentId, uint Offset, uint Length);
+
+/// <summary>
+/// The in-memory index from key to the location of its newest record: a hash table built for memory per key, not a
+/// Dictionary. 256 stripes, each a chained hash table over three arrays (bucket heads, 24-byte entries, one byte arena
+/// holding the keys), so a key costs its length plus about 30 bytes. Keys with a TTL add 8 bytes (a parallel array
+/// allocated only in stripes that hold one).
+/// <para>Thread-safety: every method is safe to call concurrently. Each stripe has its own lock, held only for the
+/// in-memory operation, never across I/O; readers of different stripes never contend.</para>
+/// </summary>
+internal sealed class KeyDir
+{
+    private const int StripeBits = 8;
+    private const int StripeCount = 1 << StripeBits;
+    private readonly Stripe[] _stripes = new Stripe[StripeCount];
+
+    public KeyDir()
+    {
+        for (var i = 0; i < StripeCount; i++) _stripes[i] = new Stripe();
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static ulong Hash(ReadOnlySpan<byte> key) => XxHash3.HashToUInt64(key);
+
+    private Stripe StripeOf(ulong hash) => _stripes[(int)(hash >> (64 - StripeBits))];
+
+    public bool TryGet(ReadOnlySpan<byte> key, out KeyLocation location, out long expiresAt)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out _);
+            if (i < 0)
+            {
+                location = default;
+                expiresAt = 0;
+                return false;
+            }
+            ref var e = ref stripe.Entries[i];
+            location = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+            expiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
+            return true;
+        }
+    }
+
+    /// <summary>Points <paramref name="key"/> at <paramref name="location"/>. Returns the location it replaced, if any.</summary>
+    public bool Set(ReadOnlySpan<byte> key, KeyLocation location, long expiresAt, out KeyLocation previous, out long previousExpiresAt)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out _);
+            if (i >= 0)
+            {
+                ref var e = ref stripe.Entries[i];
+                previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+                previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
+                stripe.Update(i, location, expiresAt);
+                return true;
+            }
+            stripe.Insert(key, hash, location, expiresAt);
+            previous = default;
+            previousExpiresAt = 0;
+            return false;
+        }
+    }
+
+    /// <summary>Removes <paramref name="key"/>; returns false when it was not present.</summary>
+    public bool Remove(ReadOnlySpan<byte> key, out KeyLocation previous, out long previousExpiresAt)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out var prev);
+            if (i < 0)
+            {
+                previous = default;
+                previousExpiresAt = 0;
+                return false;
+            }
+            ref var e = ref stripe.Entries[i];
+            previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+            previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
+            stripe.RemoveAt(i, prev);
+            return true;
+        }
+    }
+
+    /// <summary>Compaction's conditional update: moves <paramref name="key"/> to <paramref name="replacement"/> only if it
+    /// still points at <paramref name="expected"/> (a write that raced the merge always wins).</summary>
+    public bool TryRelocate(ReadOnlySpan<byte> key, KeyLocation expected, KeyLocation replacement)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out _);
+            if (i < 0) return false;
+            ref var e = ref stripe.Entries[i];
+            if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
+            e.SegmentId = replacement.SegmentId;
+            e.Offset = replacement.Offset;
+            e.Length = replacement.Length;
+            return true;
+        }
+    }
+
+    /// <summary>Removes <paramref name="key"/> only if it still points at <paramref name="expected"/>.</summary>
+    public bool TryRemoveAt(ReadOnlySpan<byte> key, KeyLocation expected)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out var prev);
+            if (i < 0) return false;
+            ref var e = ref stripe.Entries[i];
+            if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
+            stripe.RemoveAt(i, prev);
+            return true;
+        }
+    }
+
+    // ---- recovery: newest sequence number wins, whatever order the records are loaded in ----
+
+    /// <summary>Starts a bulk load. <paramref name="expectedKeys"/> pre-sizes the stripes (0 when unknown).</summary>
+    public void BeginRecovery(long expectedKeys)
+    {
+        var perStripe = (int)Math.Min(int.MaxValue / 2, expectedKeys / StripeCount + expectedKeys / StripeCount / 16 + 4);
+        foreach (var s in _stripes) s.BeginRecovery(expectedKeys > 0 ? perStripe : 0);
+    }
+
+    /// <summary>Applies one record found on disk. A tombstone is kept (as a marker) until <see cref="EndRecovery"/> so that an
+    /// older put loaded later cannot bring the key back. Returns the location the record displaced (or the record itself,
+    /// when it is older than what is there), so the caller can count dead bytes.</summary>
+    public RecoverOutcome Recover(ReadOnlySpan<byte> key, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone)
+    {
+        var hash = Hash(key);
+        var stripe = StripeOf(hash);
+        lock (stripe)
+        {
+            var i = stripe.Find(key, hash, out _);
+            if (i < 0)
+            {
+                i = stripe.Insert(key, hash, location, expiresAt);
+                stripe.Seq![i] = sequence;
+                if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
+                displaced = default;
+                displacedTombstone = false;
+                return RecoverOutcome.Inserted;
+            }
+            ref var e = ref stripe.Entries[i];
+            var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+            var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
+            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
+            {
+                displaced = location;
+                displacedTombstone = tombstone;
+                return RecoverOutcome.Older;
+            }
+            displaced = current;
+            displacedTombstone = currentTombstone;
+            if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
+            stripe.Update(i, location, expiresAt);
+            stripe.Seq[i] = sequence;
+            if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
+            else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
+            return RecoverOutcome.Replaced;
+        }
+    }
+
+    /// <summary>Ends a bulk load: drops tombstone markers and the sequence arrays. Calls <paramref name="onTombstone"/>
+    /// for each dropped marker (its bytes are dead).</summary>
+    public void EndRecovery(Action<KeyLocation>? onTombstone)
+    {
+        foreach (var s in _stripes) s.EndRecovery(onTombstone);
+    }
+
+    /// <summary>Entries, including expired ones.</summary>
+    public long Count
+    {
+        get
+        {
+            long n = 0;
+            foreach (var s in _stripes) n += Volatile.Read(ref s.Live);
+            return n;
+        }
+    }
+
+    /// <summary>Entries whose expiry (if any) is after <paramref name="now"/>.</summary>
+    public long CountUnexpired(long now)
+    {
+        long n = 0;
+        foreach (var s in _stripes)
+        {
+            lock (s)
+            {
+                n += s.Live;
+                if (s.ExpiringCount == 0) continue;
+                for (var i = 0; i < s.Used; i++)
+                {
+                    ref var e = ref s.Entries[i];
+                    if ((e.Flags & (Entry.InUse | Entry.HasExpiry)) == (Entry.InUse | Entry.HasExpiry) && s.Expiry![i] <= now) n--;
+                }
+            }
+        }
+        return n;
+    }
+
+    /// <summary>Copies out the entries of one stripe whose key starts with <paramref name="prefix"/>.
+    /// Used by enumeration, which walks stripe by stripe so it never holds a lock while the caller runs.</summary>
+    public void SnapshotStripe(int stripeIndex, ReadOnlySpan<byte> prefix, List<KeyDirEntry> into)
+    {
+        var s = _stripes[stripeIndex];
+        lock (s)
+        {
+            for (var i = 0; i < s.Used; i++)
+            {
+                ref var e = ref s.Entries[i];
+                if ((e.Flags & Entry.InUse) == 0) continue;
+                var key = s.Keys.AsSpan(e.KeyOffset, e.KeyLength);
+                if (!key.StartsWith(prefix)) continue;
+                into.Add(new KeyDirEntry(key.ToArray(), new KeyLocation(e.SegmentId, e.Offset, e.Length),
+                    (e.Flags & Entry.HasExpiry) != 0 ? s.Expiry![i] : 0));
+            }
+        }
+    }
+
+    public static int StripeTotal => StripeCount;
+
+    /// <summary>Calls <paramref name="action"/> for every entry's location (stripe lock held: keep it short).</summary>
+    public void ForEachLocation(Action<KeyLocation> action)
+    {
+        foreach (var s in _stripes)
+            lock (s)
+                for (var i = 0; i < s.Used; i++)
+                {
+                    ref var e = ref s.Entries[i];
+                    if ((e.Flags & Entry.InUse) != 0) action(new KeyLocation(e.SegmentId, e.Offset, e.Length));
+                }
+    }
+
+    /// <summary>Managed bytes held by the table's arrays.</summary>
+    public long ApproximateBytes
+    {
+        get
+        {
+            long n = 0;
+            foreach (var s in _stripes)
+                lock (s)
+                    n += s.Buckets.Length * 4L + s.Entries.Length * (long)Unsafe.SizeOf<Entry>() + s.Keys.Length + (s.Expiry?.Length ?? 0) * 8L + 128;
+            return n;
+        }
+    }
+
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
+    internal struct Entry
+    {
+        public const byte InUse = 1, HasExpiry = 2, Tombstone = 4;
+        public int Next;          // next entry in the bucket chain, -1 = end; free-list link when not in use
+        public uint SegmentId;
+        public uint Offset;
+        public uint Length;
+        public int KeyOffset;     // into the stripe's key arena
+        public ushort KeyLength;
+        public byte Tag;          // 8 more bits of the hash, checked before comparing keys
+        public byte Flags;
+    }
+
+    private sealed class Stripe
+    {
+        public int[] Buckets = new int[4];      // entry index + 1; 0 = empty
+        public Entry[] Entries = new Entry[4];
+        public int Used;                         // slots ever used (high-water mark)
+        public int FreeHead = -1;
+        public int Live;
+        public byte[] Keys = new byte[64];
+        public int KeysUsed;
+        public int KeysGarbage;
+        public long[]? Expiry;
+        public int ExpiringCount;
+        public ulong[]? Seq;                     // only during recovery
+
+        private static byte TagOf(ulong hash) => (byte)(hash >> 40);
+
+        public int Find(ReadOnlySpan<byte> key, ulong hash, out int previous)
+        {
+            previous = -1;
+            var tag = TagOf(hash);
+            var i = Buckets[(int)hash & (Buckets.Length - 1)] - 1;
+            var entries = Entries;
+            while (i >= 0)
+            {
+                ref var e = ref entries[i];
+                if (e.Tag == tag && e.KeyLength == key.Length && Keys.AsSpan(e.KeyOffset, e.KeyLength).SequenceEqual(key)) return i;
+                previous = i;
+                i = e.Next;
+            }
+            return -1;
+        }
+
+        public int Insert(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, long expiresAt)
+        {
+            if (Live + 1 > Buckets.Length + (Buckets.Length >> 1)) Rehash(Buckets.Length * 2);
+            int i;
+            if (FreeHead >= 0)
+            {
+                i = FreeHead;
+                FreeHead = Entries[i].Next;
+            }
+            else
+            {
+                if (Used == Entries.Length) GrowEntries(Used + Math.Max(4, Used >> 2));
+                i = Used++;
+            }
+            var keyOffset = StoreKey(key);
+            ref var e = ref Entries[i];
+            var bucket = (int)hash & (Buckets.Length - 1);
+            e.Next = Buckets[bucket] - 1;
+            e.KeyOffset = keyOffset;
+            e.KeyLength = (ushort)key.Length;
+            e.Tag = TagOf(hash);
+            e.Flags = Entry.InUse;
+            Buckets[bucket] = i + 1;
+            Live++;
+            Update(i, location, expiresAt);
+            return i;
+        }
+
+        public void Update(int i, KeyLocation location, long expiresAt)
+        {
+            ref var e = ref Entries[i];
+            e.SegmentId = location.SegmentId;
+            e.Offset = location.Offset;
+            e.Length = location.Length;
+            var had = (e.Flags & Entry.HasExpiry) != 0;
+            if (expiresAt != 0)
+            {
+                if (Expiry is null || Expiry.Length < Entries.Length) Array.Resize(ref Expiry, Entries.Length);
+                Expiry[i] = expiresAt;
+                e.Flags |= Entry.HasExpiry;
+                if (!had) ExpiringCount++;
+            }
+            else if (had)
+            {
+                e.Flags &= unchecked((byte)~Entry.HasExpiry);
+                ExpiringCount--;
+            }
+        }
+
+        public void RemoveAt(int i, int previous)
+        {
+            ref var e = ref Entries[i];
+            if (previous >= 0) Entries[previous].Next = e.Next;
+            else
+            {
+                var bucket = (int)(KeyDir.Hash(Keys.AsSpan(e.KeyOffset, e.KeyLength))) & (Buckets.Length - 1);
+                Buckets[bucket] = e.Next + 1;
+            }
+            if ((e.Flags & Entry.HasExpiry) != 0) ExpiringCount--;
+            KeysGarbage += e.KeyLength;
+            e = default;
+            e.Next = FreeHead;
+            FreeHead = i;
+            Live--;
+            if (KeysGarbage > 4096 && KeysGarbage > KeysUsed / 2) CompactKeys();
+        }
+
+        private int StoreKey(ReadOnlySpan<byte> key)
+        {
+            if (KeysUsed + key.Length > Keys.Length)
+            {
+                if (KeysGarbage > KeysUsed / 4) CompactKeys();
+                if (KeysUsed + key.Length > Keys.Length)
+                {
+                    var size = Math.Max(KeysUsed + key.Length, Keys.Length + Math.Max(64, Keys.Length >> 2));
+                    Array.Resize(ref Keys, (int)Math.Min(Array.MaxLength, size));
+                }
+            }
+            var offset = KeysUsed;
+            key.CopyTo(Keys.AsSpan(offset));
+            KeysUsed += key.Length;
+            return offset;
+        }
+
+        private void CompactKeys()
+        {
+            var live = KeysUsed - KeysGarbage;
+            var fresh = new byte[Math.Max(64, live + (live >> 3))];
+            var used = 0;
+            for (var i = 0; i < Used; i++)
+            {
+                ref var e = ref Entries[i];
+                if ((e.Flags & Entry.InUse) == 0) continue;
+                Keys.AsSpan(e.KeyOffset, e.KeyLength).CopyTo(fresh.AsSpan(used));
+                e.KeyOffset = used;
+                used += e.KeyLength;
+            }
+            Keys = fresh;
+            KeysUsed = used;
+            KeysGarbage = 0;
+        }
+
+        private void GrowEntries(int size)
+        {
+            Array.Resize(ref Entries, size);
+            if (Expiry is not null) Array.Resize(ref Expiry, size);
+            if (Seq is not null) Array.Resize(ref Seq, size);
+        }
+
+        private void Rehash(int bucketCount)
+        {
+            var buckets = new int[bucketCount];
+            for (var i = 0; i < Used; i++)
+            {
+                ref var e = ref Entries[i];
+                if ((e.Flags & Entry.InUse) == 0) continue;
+                var bucket = (int)KeyDir.Hash(Keys.AsSpan(e.KeyOffset, e.KeyLength)) & (bucketCount - 1);
+                e.Next = buckets[bucket] - 1;
+                buckets[bucket] = i + 1;
+            }
+            Buckets = buckets;
+        }
+
+        public void BeginRecovery(int expected)
+        {
+            if (expected > Entries.Length) GrowEntries(expected);
+            var buckets = 4;
+            while (buckets + (buckets >> 1) < expected) buckets *= 2;
+            if (buckets > Buckets.Length) Rehash(buckets);
+            if (expected * 24 > Keys.Length) Array.Resize(ref Keys, expected * 24);
+            Seq = new ulong[Entries.Length];
+        }
+
+        public void EndRecovery(Action<KeyLocation>? onTombstone)
+        {
+            lock (this)
+            {
+                for (var i = 0; i < Used; i++)
+                {
+                    ref var e = ref Entries[i];
+                    if ((e.Flags & (Entry.InUse | Entry.Tombstone)) != (Entry.InUse | Entry.Tombstone)) continue;
+                    onTombstone?.Invoke(new KeyLocation(e.SegmentId, e.Offset, e.Length));
+                    var key = Keys.AsSpan(e.KeyOffset, e.KeyLength);
+                    var found = Find(key, KeyDir.Hash(key), out var previous);
+                    RemoveAt(found, previous);
+                }
+                Seq = null;
+                if (KeysUsed < Keys.Length - 64 && Keys.Length > 2 * KeysUsed) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 3)));
+            }
+        }
+    }
+}
+
+internal enum RecoverOutcome { Inserted, Replaced, Older }
+
+internal readonly record struct KeyDirEntry(byte[] Key, KeyLocation Location, long ExpiresAt);

@@ -1,0 +1,181 @@
+using Bitcask.Format;
+using Bitcask.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask;
+
+/// <summary>
+/// The write path below group commit: stamps sequence numbers and CRCs, appends to the active segment, rolls over to
+/// a new segment at <see cref="BitcaskOptions.MaxSegmentBytes"/>, flushes and fdatasyncs per the durability mode, then
+/// points the keydir at the new records.
+/// <para>Thread-safety: <see cref="Commit"/> runs on one thread at a time (the group-commit leader), which owns every
+/// mutable field here. <see cref="RefuseReason"/> may be read from any thread.</para>
+/// </summary>
+internal sealed class SegmentWriter : GroupCommit.ILeaderWork
+{
+    private readonly IStorageFileSystem _fs;
+    private readonly string _directory;
+    private readonly BitcaskOptions _options;
+    private readonly KeyDir _keyDir;
+    private readonly SegmentSet _segments;
+    private readonly ILogger _logger;
+    private readonly long _mapCapacity;
+    private Segment? _active;
+    private ulong _nextSequence;
+    private uint _nextSegmentId;
+    private uint _lastWriteSegmentId;
+    private volatile Exception? _failure;
+    private volatile Exception? _closed;
+
+    public SegmentWriter(IStorageFileSystem fs, string directory, BitcaskOptions options, KeyDir keyDir, SegmentSet segments,
+        ILogger logger, ulong nextSequence, uint nextSegmentId, uint lastWriteSegmentId)
+    {
+        _fs = fs;
+        _directory = directory;
+        _options = options;
+        _keyDir = keyDir;
+        _segments = segments;
+        _logger = logger;
+        _nextSequence = nextSequence;
+        _nextSegmentId = nextSegmentId;
+        _lastWriteSegmentId = lastWriteSegmentId;
+        _mapCapacity = (options.MaxSegmentBytes + 4095) & ~4095L;
+    }
+
+    public Exception? RefuseReason => _closed ?? _failure;
+    public Exception? Failure => _failure;
+    public Segment? Active => _active;
+    public ulong NextSequence => _nextSequence;
+
+    /// <summary>Allocates a segment id (compaction outputs draw from the same counter). Leader or compaction lock only.</summary>
+    public uint AllocateSegmentId() => Interlocked.Increment(ref _nextSegmentId) - 1;
+
+    public void Close(string storeName) => _closed = new ObjectDisposedException(storeName, $"The store at '{_directory}' is closed.");
+
+    public void Commit(List<WriteRequest> group)
+    {
+        var sync = _options.Durability == Durability.Synced;
+        var flush = _options.Durability != Durability.Buffered;
+        if (_failure is { } failed) throw new IOException(failed.Message, failed);
+        var close = false;
+        var now = _options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+        try
+        {
+            foreach (var r in group)
+            {
+                switch (r.Kind)
+                {
+                    case WriteRequestKind.Sync:
+                        sync = flush = true;
+                        continue;
+                    case WriteRequestKind.Flush:
+                        flush = true;
+                        continue;
+                    case WriteRequestKind.Close:
+                        close = sync = flush = true;
+                        continue;
+                }
+                var record = r.Buffer.AsSpan(0, r.Length);
+                var segment = SegmentWithRoomFor(r.Length);
+                StampSequences(record);
+                var offset = segment.Append(record);
+                ApplyToKeyDir(r, segment, (int)offset, now);
+            }
+            if (_active is { } active)
+            {
+                if (flush) active.Flush();
+                if (sync) active.Sync(); // acknowledged writes of this group survive power loss from here on
+                if (close)
+                {
+                    active.SealForReading();
+                    _active = null;
+                    SegmentSealed?.Invoke(active);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            // After a failed write or fsync the file's state is unknown (fsyncgate: dirty pages may be dropped and a
+            // later fsync report success), so never acknowledge another write from this handle: reopen recovers.
+            _failure = new IOException($"The store at '{_directory}' stopped accepting writes after a failed write or fsync: {e.Message}. " +
+                "Writes acknowledged before the failure are safe; reopen the store to continue.", e);
+            Log.WritePathFailed(_logger, e, e.Message);
+            throw;
+        }
+    }
+
+    /// <summary>Sequence numbers are assigned here, in queue order, so file order, keydir order and sequence order agree.</summary>
+    private void StampSequences(Span<byte> record)
+    {
+        if (RecordCodec.ReadKind(record) == RecordKind.Batch)
+        {
+            var first = _nextSequence;
+            var entries = new RecordEntries(record, 0);
+            while (entries.Next(out var offset, out var entry)) RecordCodec.Seal(record.Slice(offset, entry.Length), _nextSequence++);
+            RecordCodec.Seal(record, first); // the batch's own CRC covers the stamped entries
+        }
+        else
+        {
+            RecordCodec.Seal(record, _nextSequence++);
+        }
+    }
+
+    private void ApplyToKeyDir(WriteRequest r, Segment segment, int recordOffset, long now)
+    {
+        var entries = new RecordEntries(r.Buffer.AsSpan(0, r.Length), recordOffset);
+        while (entries.Next(out var offset, out var entry))
+        {
+            var key = RecordCodec.Key(entry);
+            var location = new KeyLocation(segment.Id, (uint)offset, (uint)entry.Length);
+            KeyLocation previous;
+            long previousExpiry;
+            bool existed;
+            if (RecordCodec.ReadKind(entry) == RecordKind.Put)
+            {
+                existed = _keyDir.Set(key, location, RecordCodec.ReadExpiresAt(entry), out previous, out previousExpiry);
+                segment.AddLive(entry.Length);
+            }
+            else
+            {
+                existed = _keyDir.Remove(key, out previous, out previousExpiry);
+                r.RemovedLive |= existed && (previousExpiry == 0 || previousExpiry > now);
+            }
+            if (existed) _segments.Find(previous.SegmentId)?.AddLive(-previous.Length);
+        }
+    }
+
+    private Segment SegmentWithRoomFor(int recordLength)
+    {
+        var active = _active;
+        if (active is not null && active.Length + recordLength <= _options.MaxSegmentBytes) return active;
+        if (active is not null)
+        {
+            active.Flush();
+            active.Sync(); // a sealed segment is durable before anything (a hint file, a compaction) builds on it
+            active.SealForReading();
+        }
+        var id = AllocateSegmentId();
+        var header = new SegmentHeader
+        {
+            Kind = SegmentKind.Write,
+            SegmentId = id,
+            PreviousWriteSegmentId = _lastWriteSegmentId,
+            BaseSequence = _nextSequence,
+            CreatedAtUnixMs = _options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
+        };
+        var segment = Segment.Create(_fs, Path.Combine(_directory, StoreFiles.SegmentName(id)), header, _mapCapacity, _options.WriteBufferBytes);
+        _fs.SyncDirectory(_directory); // the new segment's name is durable before any write in it is acknowledged
+        _segments.Add(segment);
+        _active = segment;
+        _lastWriteSegmentId = id;
+        if (active is not null)
+        {
+            Log.RolledOver(_logger, active.Id, active.Length, id);
+            SegmentSealed?.Invoke(active);
+        }
+        return segment;
+    }
+
+    /// <summary>Raised on the leader thread after a segment is sealed (hint files hook in here).</summary>
+    public event Action<Segment>? SegmentSealed;
+}

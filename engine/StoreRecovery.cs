@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using Bitcask.Format;
+using Bitcask.Storage;
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask;
+
+/// <summary>
+/// Open-time recovery (RELIABILITY.md §0): reads every segment header, settles what an interrupted compaction left,
+/// loads each segment (from its hint file when whole, else by scanning it) into the keydir, where the newest sequence
+/// number wins whatever order segments load in, and decides what is a torn tail and what is damage.
+/// <list type="bullet">
+/// <item>Only the tail of the newest write segment, and only when nothing valid follows the first bad byte, is a torn
+/// tail: truncated on a read-write open, ignored on a read-only one. A partly written batch there goes with it.</item>
+/// <item>Any other invalid record is damage: a read-write open throws <see cref="CorruptionException"/> unless
+/// <see cref="BitcaskOptions.SkipDamagedRecords"/>; a read-only open skips it. Either way it is logged and reported.</item>
+/// </list>
+/// </summary>
+internal sealed class StoreRecovery
+{
+    private readonly IStorageFileSystem _fs;
+    private readonly string _directory;
+    private readonly BitcaskOptions _options;
+    private readonly ILogger _logger;
+    private readonly RecordLimits _limits;
+    private readonly List<RecoveryFinding> _findings = [];
+    private bool _directoryChanged;
+
+    public StoreRecovery(IStorageFileSystem fs, string directory, BitcaskOptions options, ILogger logger)
+    {
+        _fs = fs;
+        _directory = directory;
+        _options = options;
+        _logger = logger;
+        _limits = LimitsFor(options);
+    }
+
+    public static RecordLimits LimitsFor(BitcaskOptions options) =>
+        new(options.MaxKeyBytes, options.MaxValueBytes, options.MaxSegmentBytes);
+
+    public KeyDir KeyDir { get; } = new();
+    public SegmentSet Segments { get; } = new();
+    public IReadOnlyList<RecoveryFinding> Findings => _findings;
+    public ulong NextSequence { get; private set; } = 1;
+    public uint NextSegmentId { get; private set; } = 1;
+    public uint LastWriteSegmentId { get; private set; }
+    public int HintedSegments { get; private set; }
+    public TimeSpan Elapsed { get; private set; }
+
+    /// <summary>Loads the hint file of a segment into the keydir; false (after logging why) when it is missing or unusable.
+    /// Set by the hint-file feature; null means always scan.</summary>
+    public Func<Segment, KeyDir, bool>? HintLoader { get; init; }
+
+    private bool ReadOnly => _options.ReadOnly;
+
+    public void Run()
+    {
+        var clock = Stopwatch.StartNew();
+        var names = _fs.ListFiles(_directory);
+        RemoveTemporaryFiles(names);
+
+        var candidates = ReadHeaders(names);
+        try
+        {
+            LoadAll(candidates);
+        }
+        catch
+        {
+            foreach (var c in candidates) c.File.Dispose();
+            Segments.RetireAll();
+            throw;
+        }
+        Elapsed = clock.Elapsed;
+    }
+
+    private void LoadAll(List<Candidate> candidates)
+    {
+        SettleCompactions(candidates);
+        CheckForMissingSegments(candidates);
+
+        var newestWrite = candidates.Where(c => c.Header.Kind == SegmentKind.Write).Select(c => c.Header.SegmentId).DefaultIfEmpty(0u).Max();
+        KeyDir.BeginRecovery(0);
+        ulong maxSequence = 0;
+        foreach (var c in candidates.OrderBy(c => c.Header.SegmentId))
+        {
+            var segment = Load(c, isNewestWrite: c.Header.SegmentId == newestWrite);
+            Segments.Add(segment);
+            maxSequence = Math.Max(maxSequence, Math.Max(segment.MaxSequence, c.Header.BaseSequence));
+        }
+        KeyDir.EndRecovery(null);
+        foreach (var segment in Segments.Snapshot()) segment.AddLive(-segment.LiveBytes);
+        KeyDir.ForEachLocation(location => Segments.Find(location.SegmentId)?.AddLive(location.Length));
+
+        if (_directoryChanged) _fs.SyncDirectory(_directory); // removals and truncations made by recovery are durable before new writes
+        NextSequence = maxSequence + 1;
+        LastWriteSegmentId = newestWrite;
+    }
+
+    private sealed record Candidate(SegmentHeader Header, IStorageFile File, long Length);
+
+    private void RemoveTemporaryFiles(IReadOnlyList<string> names)
+    {
+        foreach (var name in names.Where(n => n.EndsWith(StoreFiles.TempExtension, StringComparison.Ordinal)))
+        {
+            var path = Path.Combine(_directory, name);
+            if (ReadOnly)
+            {
+                Report(path, 0, "leftover temporary file from an interrupted write", "ignored (read-only open)");
+                continue;
+            }
+            _fs.Delete(path);
+            _directoryChanged = true;
+            Log.RemovedLeftover(_logger, path, "temporary file from an interrupted hint or compaction write");
+            _findings.Add(new RecoveryFinding(path, 0, "leftover temporary file from an interrupted write", "removed"));
+        }
+    }
+
+    private List<Candidate> ReadHeaders(IReadOnlyList<string> names)
+    {
+        var ids = names.Select(n => StoreFiles.TryParseId(n, StoreFiles.SegmentExtension, out var id) ? id : 0).Where(id => id != 0).OrderBy(id => id).ToList();
+        var result = new List<Candidate>();
+        var highest = ids.Count == 0 ? 0 : ids[^1];
+        foreach (var id in ids)
+        {
+            NextSegmentId = Math.Max(NextSegmentId, id + 1);
+            var path = Path.Combine(_directory, StoreFiles.SegmentName(id));
+            var file = _fs.OpenFile(path, StorageOpenMode.ReadOnly);
+            var length = file.Length;
+            var head = new byte[(int)Math.Min(length, SegmentHeader.FixedSize)];
+            file.Read(0, head);
+            if (head.Length == SegmentHeader.FixedSize && SegmentHeader.TotalSize(head) is var total and > SegmentHeader.FixedSize && total <= length)
+            {
+                head = new byte[total];
+                file.Read(0, head);
+            }
+            var header = SegmentHeader.TryDecode(head, out var error, out var unsupported);
+            if (header is not null && header.SegmentId != id)
+            {
+                header = null;
+                error = $"segment header names id {SegmentHeaderId(head)} but the file is named for id {id}";
+            }
+            if (header is null)
+            {
+                file.Dispose();
+                if (unsupported)
+                {
+                    if (!ReadOnly) throw new UnsupportedFormatException(path, 4, error!);
+                    Report(path, 4, error!, "segment skipped (read-only open)");
+                    continue;
+                }
+                // A crash while creating the newest segment leaves at most a header, since no record is written before the
+                // header is fsynced: such a file holds nothing that was ever acknowledged.
+                if (id == highest && length <= SegmentHeader.FixedSize)
+                {
+                    if (ReadOnly) Report(path, 0, $"incomplete segment header ({error})", "ignored (read-only open)");
+                    else
+                    {
+                        _fs.Delete(path);
+                        _directoryChanged = true;
+                        Report(path, 0, $"incomplete segment header from an interrupted segment creation ({error})", "removed; it held no records");
+                    }
+                    continue;
+                }
+                Damage(path, 0, error!, "segment skipped");
+                continue;
+            }
+            result.Add(new Candidate(header, file, length));
+        }
+        return result;
+    }
+
+    private static uint SegmentHeaderId(ReadOnlySpan<byte> head) => head.Length >= 12 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[8..]) : 0;
+
+    /// <summary>
+    /// A compaction's outputs replace its inputs only once all of them are in place (FORMAT.md, "Compaction steps").
+    /// Complete output sets: inputs still present are stale (their removal was interrupted) and are removed.
+    /// Incomplete sets: the outputs are removed and the inputs stay.
+    /// </summary>
+    private void SettleCompactions(List<Candidate> candidates)
+    {
+        var outputs = candidates.Where(c => c.Header.Kind == SegmentKind.Compacted).GroupBy(c => c.Header.MergeId).ToList();
+        var covered = new List<(uint First, uint Last)>();
+        var drop = new HashSet<Candidate>();
+        foreach (var set in outputs)
+        {
+            var expected = set.First().Header.OutputCount;
+            if (set.Count() == expected && set.Select(c => c.Header.OutputIndex).Distinct().Count() == expected)
+                covered.AddRange(set.First().Header.Superseded);
+            else
+                foreach (var c in set)
+                {
+                    drop.Add(c);
+                    RemoveSegmentFile(c, $"output {c.Header.OutputIndex + 1} of {expected} of an interrupted compaction (merge {set.Key})");
+                }
+        }
+        foreach (var c in candidates)
+        {
+            if (drop.Contains(c)) continue;
+            var id = c.Header.SegmentId;
+            if (covered.Any(r => id >= r.First && id <= r.Last))
+            {
+                drop.Add(c);
+                RemoveSegmentFile(c, "input of a finished compaction whose removal was interrupted");
+            }
+        }
+        candidates.RemoveAll(drop.Contains);
+        Covered = covered;
+    }
+
+    /// <summary>Id ranges that finished compactions replaced.</summary>
+    public IReadOnlyList<(uint First, uint Last)> Covered { get; private set; } = [];
+
+    private void RemoveSegmentFile(Candidate c, string reason)
+    {
+        c.File.Dispose();
+        var path = Path.Combine(_directory, StoreFiles.SegmentName(c.Header.SegmentId));
+        if (ReadOnly)
+        {
+            Report(path, 0, reason, "not loaded (read-only open)");
+            return;
+        }
+        _fs.Delete(path);
+        var hint = Path.Combine(_directory, StoreFiles.HintName(c.Header.SegmentId));
+        if (_fs.FileExists(hint)) _fs.Delete(hint);
+        _directoryChanged = true;
+        Log.RemovedLeftover(_logger, path, reason);
+        _findings.Add(new RecoveryFinding(path, 0, reason, "removed"));
+    }
+
+    /// <summary>Each write segment names the write segment before it; that one must be present or replaced by a finished compaction.</summary>
+    private void CheckForMissingSegments(List<Candidate> candidates)
+    {
+        var present = candidates.Select(c => c.Header.SegmentId).ToHashSet();
+        foreach (var c in candidates.Where(c => c.Header.Kind == SegmentKind.Write))
+        {
+            var previous = c.Header.PreviousWriteSegmentId;
+            if (previous == 0 || present.Contains(previous) || Covered.Any(r => previous >= r.First && previous <= r.Last)) continue;
+            var missing = Path.Combine(_directory, StoreFiles.SegmentName(previous));
+            Damage(missing, 0, $"segment {previous} is missing (segment {c.Header.SegmentId} follows it)", "its records are lost");
+        }
+    }
+
+    private Segment Load(Candidate c, bool isNewestWrite)
+    {
+        var path = Path.Combine(_directory, StoreFiles.SegmentName(c.Header.SegmentId));
+        var mapping = c.File.Map(c.Length);
+        var segment = Segment.Open(c.Header, c.File, c.Length, mapping);
+        if (HintLoader is { } loadHint && loadHint(segment, KeyDir))
+        {
+            HintedSegments++;
+            return segment;
+        }
+        var data = mapping is not null ? mapping.GetSpan(0, (int)c.Length) : ReadAll(c.File, c.Length);
+        var end = Scan(segment, path, data, isNewestWrite && c.Header.Kind == SegmentKind.Write);
+        if (end < c.Length && !ReadOnly)
+        {
+            // Cut the torn tail so the next writer never appends after garbage.
+            segment.Retire();
+            using (var rw = _fs.OpenFile(path, StorageOpenMode.ReadWrite))
+            {
+                rw.Truncate(end);
+                rw.Sync(); // the shorter length is durable before new segments build on it
+            }
+            var file = _fs.OpenFile(path, StorageOpenMode.ReadOnly);
+            var reopened = Segment.Open(c.Header, file, end, file.Map(end));
+            reopened.MinSequence = segment.MinSequence;
+            reopened.MaxSequence = segment.MaxSequence;
+            return reopened;
+        }
+        return segment;
+    }
+
+    private static byte[] ReadAll(IStorageFile file, long length)
+    {
+        var data = new byte[length];
+        var n = file.Read(0, data);
+        return n == data.Length ? data : data[..n];
+    }
+
+    /// <summary>Scans records into the keydir. Returns the length of the valid data (shorter than the file only when a
+    /// torn tail was found in the newest write segment).</summary>
+    private long Scan(Segment segment, string path, ReadOnlySpan<byte> data, bool mayHaveTornTail)
+    {
+        var scanner = new SegmentScanner(data, segment.Header.Size, _limits);
+        ulong min = ulong.MaxValue, max = 0;
+        while (true)
+        {
+            if (scanner.Next(out var offset, out var record))
+            {
+                var entries = new RecordEntries(record, offset);
+                while (entries.Next(out var entryOffset, out var entry))
+                {
+                    var sequence = RecordCodec.ReadSequence(entry);
+                    min = Math.Min(min, sequence);
+                    max = Math.Max(max, sequence);
+                    KeyDir.Recover(RecordCodec.Key(entry), new KeyLocation(segment.Id, (uint)entryOffset, (uint)entry.Length), sequence,
+                        RecordCodec.ReadExpiresAt(entry), RecordCodec.ReadKind(entry) == RecordKind.Tombstone, out _, out _);
+                }
+                continue;
+            }
+            if (scanner.Error is null) break; // clean end
+            var bad = scanner.Position;
+            var next = SegmentScanner.FindNextValid(data, bad + 1, _limits);
+            if (mayHaveTornTail && next < 0)
+            {
+                var bytes = data.Length - bad;
+                var action = ReadOnly ? "ignored (read-only open)" : "truncated";
+                Log.TornTail(_logger, path, bad, bytes, action, scanner.Error);
+                _findings.Add(new RecoveryFinding(path, bad, $"torn tail of {bytes} bytes ({scanner.Error})", action));
+                segment.MinSequence = min == ulong.MaxValue ? 0 : min;
+                segment.MaxSequence = max;
+                return bad;
+            }
+            Damage(path, bad, scanner.Error, next < 0 ? $"skipped the remaining {data.Length - bad} bytes" : $"skipped {next - bad} bytes");
+            scanner.SkipTo(bad);
+        }
+        segment.MinSequence = min == ulong.MaxValue ? 0 : min;
+        segment.MaxSequence = max;
+        return data.Length;
+    }
+
+    /// <summary>Damage outside a torn tail: fatal for a read-write open unless SkipDamagedRecords.</summary>
+    private void Damage(string path, long offset, string problem, string skipAction)
+    {
+        if (!ReadOnly && !_options.SkipDamagedRecords)
+            throw new CorruptionException(path, offset, problem,
+                "The store was not changed. Run 'bitcask verify' and 'bitcask repair' on the directory, or open it with ReadOnly or SkipDamagedRecords.");
+        Log.Damaged(_logger, path, offset, problem, skipAction);
+        _findings.Add(new RecoveryFinding(path, offset, problem, skipAction));
+    }
+
+    private void Report(string path, long offset, string problem, string action)
+    {
+        Log.Damaged(_logger, path, offset, problem, action);
+        _findings.Add(new RecoveryFinding(path, offset, problem, action));
+    }
+}
