@@ -382,7 +382,7 @@ internal sealed class StoreRecovery
             }
             if (scanner.Error is null) break; // clean end
             var bad = scanner.Position;
-            var next = SegmentScanner.FindNextValid(data, bad + 1, _limits);
+            var next = SegmentScanner.FindNextValidAfter(data, bad, _limits);
             if (mayHaveTornTail && next < 0)
             {
                 var bytes = data.Length - bad;
