@@ -66,7 +66,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
 
     private readonly object _lock = new();
     private readonly Queue<WriteRequest> _queue = new();
-    private readonly List<WriteRequest> _group = new(); // only the leader touches it
+    private readonly List<WriteRequest> _group = new(); // owned by the current leader, from taking the queue until it wakes the next
 
     /// <summary>Queues <paramref name="request"/> and returns once it is committed; throws what the commit threw.</summary>
     public void Submit(WriteRequest request, bool evenIfRefused = false)
@@ -142,9 +142,9 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                 r.Done = true;
                 if (!ReferenceEquals(r, self)) Wake(r, lead: false);
             }
+            group.Clear(); // before the next leader can start: it reuses the list
             if (_queue.Count > 0) Wake(_queue.Peek(), lead: true);
         }
-        group.Clear();
         if (failure is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
