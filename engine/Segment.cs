@@ -18,7 +18,9 @@ internal sealed class Segment
     private readonly object _bufferLock = new();
     private byte[]? _buffer;              // bytes after _fileLength not yet written (active segment only)
     private int _bufferLength;
-    private int _refs = 1;                // 1 = the store's own reference
+    private readonly ReaderCount _readers = new();
+    private int _retired;                 // set once the store dropped the segment
+    private int _closed;
     private long _liveBytes;
 
     private Segment(SegmentHeader header, IStorageFile file, long fileLength, FileMapping? mapping)
@@ -153,20 +155,26 @@ internal sealed class Segment
         return scratch.AsSpan(0, n);
     }
 
-    /// <summary>Takes a reader reference; false when the segment has been retired.</summary>
+    /// <summary>Takes a reader reference; false when the segment has been retired. Uncontended between threads
+    /// (the count is striped over cache lines), so parallel readers of one segment do not slow each other down.</summary>
     public bool TryAcquire()
     {
-        while (true)
-        {
-            var refs = Volatile.Read(ref _refs);
-            if (refs <= 0) return false;
-            if (Interlocked.CompareExchange(ref _refs, refs + 1, refs) == refs) return true;
-        }
+        var slot = _readers.Enter();
+        if (Volatile.Read(ref _retired) == 0) return true; // Enter's interlocked add orders this read after it (pairs with Retire)
+        _readers.Exit(slot);
+        CloseIfUnused();
+        return false;
     }
 
     public void Release()
     {
-        if (Interlocked.Decrement(ref _refs) == 0)
+        _readers.Exit(Environment.CurrentManagedThreadId);
+        if (Volatile.Read(ref _retired) != 0) CloseIfUnused();
+    }
+
+    private void CloseIfUnused()
+    {
+        if (_readers.IsZero() && Interlocked.Exchange(ref _closed, 1) == 0)
         {
             Interlocked.Exchange(ref _mapping, null)?.Dispose();
             _file.Dispose();
@@ -174,5 +182,9 @@ internal sealed class Segment
     }
 
     /// <summary>Drops the store's own reference: closes once the last reader is done.</summary>
-    public void Retire() => Release();
+    public void Retire()
+    {
+        Interlocked.Exchange(ref _retired, 1); // full fence: a reader that did not see this is counted below
+        CloseIfUnused();
+    }
 }
