@@ -18,6 +18,9 @@ internal sealed class WriteRequest
     public WriteRequestKind Kind;
     public byte[] Buffer = new byte[256];
     public int Length;
+    /// <summary>Set by the leader: where the record was appended.</summary>
+    public Segment? Target;
+    public long Offset;
     /// <summary>Set by the leader: whether a tombstone removed a live key.</summary>
     public bool RemovedLive;
     /// <summary>Set by the leader: the request is finished (or failed, see <see cref="Error"/>).</summary>
@@ -39,6 +42,7 @@ internal sealed class WriteRequest
         Kind = kind;
         Length = 0;
         RemovedLive = false;
+        Target = null;
         Done = false;
         Error = null;
         Async = null;

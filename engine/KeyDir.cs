@@ -47,7 +47,7 @@ internal sealed class KeyDir
             }
             Thread.SpinWait(4 << Math.Min(attempt, 6));
         }
-        lock (stripe)
+        lock (stripe.Gate)
         {
             var i = stripe.Find(key, hash, out _);
             if (i < 0)
@@ -71,7 +71,7 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
             stripe.BeginWrite();
             try
@@ -102,7 +102,7 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
             stripe.BeginWrite();
             try
@@ -133,7 +133,7 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
             stripe.BeginWrite();
             try
@@ -159,7 +159,7 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
             stripe.BeginWrite();
             try
@@ -194,7 +194,7 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
             stripe.BeginWrite();
             try
@@ -269,7 +269,7 @@ internal sealed class KeyDir
         var result = new Dictionary<uint, long>();
         foreach (var s in _stripes)
         {
-            lock (s)
+            lock (s.Gate)
             {
                 if (s.ExpiringCount == 0) continue;
                 for (var i = 0; i < s.Used; i++)
@@ -289,7 +289,7 @@ internal sealed class KeyDir
         long n = 0;
         foreach (var s in _stripes)
         {
-            lock (s)
+            lock (s.Gate)
             {
                 n += s.Live;
                 if (s.ExpiringCount == 0) continue;
@@ -308,7 +308,7 @@ internal sealed class KeyDir
     public void SnapshotStripe(int stripeIndex, ReadOnlySpan<byte> prefix, List<KeyDirEntry> into)
     {
         var s = _stripes[stripeIndex];
-        lock (s)
+        lock (s.Gate)
         {
             for (var i = 0; i < s.Used; i++)
             {
@@ -328,7 +328,7 @@ internal sealed class KeyDir
     public void ForEachLocation(Action<KeyLocation> action)
     {
         foreach (var s in _stripes)
-            lock (s)
+            lock (s.Gate)
                 for (var i = 0; i < s.Used; i++)
                 {
                     ref var e = ref s.Entries[i];
@@ -343,7 +343,7 @@ internal sealed class KeyDir
         {
             long n = 0;
             foreach (var s in _stripes)
-                lock (s)
+                lock (s.Gate)
                     n += s.Buckets.Length * 4L + s.Entries.Length * (long)Unsafe.SizeOf<Entry>() + s.Keys.Length + (s.Expiry?.Length ?? 0) * 8L + 128;
             return n;
         }
@@ -377,6 +377,7 @@ internal sealed class KeyDir
         public int ExpiringCount;
         public ulong[]? Seq;                     // only during recovery
         public int Version;                      // odd while a writer changes the stripe (see KeyDir.TryGet)
+        public readonly Lock Gate = new();       // taken by writers, by enumeration and by a reader after failed optimistic attempts
 
         public void BeginWrite() => Interlocked.Increment(ref Version); // full fence: readers see "odd" before any change
         public void EndWrite() => Volatile.Write(ref Version, Version + 1);
@@ -572,7 +573,7 @@ internal sealed class KeyDir
 
         public void EndRecovery(Action<KeyLocation>? onTombstone)
         {
-            lock (this)
+            lock (Gate)
             {
                 BeginWrite();
                 try { RemoveTombstones(onTombstone); } finally { EndWrite(); }

@@ -22,6 +22,7 @@ internal sealed class Segment
     private int _retired;                 // set once the store dropped the segment
     private int _closed;
     private long _liveBytes;
+    private long _durableLength;          // bytes known fsynced (the header is, from creation)
 
     private Segment(SegmentHeader header, IStorageFile file, long fileLength, FileMapping? mapping)
     {
@@ -57,7 +58,7 @@ internal sealed class Segment
             var bytes = header.Encode();
             file.Write(0, bytes);
             file.Sync(); // the header is durable before any record can be acknowledged in this file
-            var segment = new Segment(header, file, bytes.Length, file.Map(mapCapacity)) { _buffer = new byte[bufferBytes] };
+            var segment = new Segment(header, file, bytes.Length, file.Map(mapCapacity)) { _buffer = new byte[bufferBytes], _durableLength = bytes.Length };
             return segment;
         }
         catch
@@ -122,7 +123,15 @@ internal sealed class Segment
     }
 
     /// <summary>fdatasync of everything handed to the OS so far.</summary>
-    public void Sync() => _file.Sync();
+    public void Sync()
+    {
+        var length = Volatile.Read(ref _fileLength);
+        _file.Sync();
+        Volatile.Write(ref _durableLength, length);
+    }
+
+    /// <summary>Bytes of this segment known to be on disk (as of the last successful <see cref="Sync"/>).</summary>
+    public long DurableLength => Volatile.Read(ref _durableLength);
 
     /// <summary>
     /// Returns the bytes [offset, offset + length). From the mapping when there is one (no system call), else via
