@@ -11,11 +11,15 @@ internal sealed class WorkloadRun
     /// <summary>The exception that stopped the workload (the simulated crash, an injected fault), or null.</summary>
     public Exception? StoppedBy { get; set; }
     public int StepsCompleted { get; set; }
+    /// <summary>With continueAfterFailure: writes the store acknowledged after an earlier write had failed (must stay empty).</summary>
+    public List<string> AcknowledgedAfterFailure { get; } = [];
+    public int Failures { get; set; }
 
     /// <summary>Runs <paramref name="steps"/> until one throws. <paramref name="powerLoss"/> says which writes count as durable once
     /// acknowledged: all in Synced mode; for a process kill also Flushed-mode writes; otherwise only those before a Sync/close.</summary>
     public static WorkloadRun Execute(FaultFileSystem fs, IReadOnlyList<Step> steps, BitcaskOptions options, bool powerLoss,
-        Action<BitcaskStore>? compact = null, IReadOnlyDictionary<string, byte[]>? initial = null, string directory = Workloads.Directory)
+        Action<BitcaskStore>? compact = null, IReadOnlyDictionary<string, byte[]>? initial = null, string directory = Workloads.Directory,
+        bool continueAfterFailure = false)
     {
         var oracle = new Oracle(initial);
         var run = new WorkloadRun { Fs = fs, Oracle = oracle };
@@ -26,6 +30,60 @@ internal sealed class WorkloadRun
             store = BitcaskStore.Open(directory, options, fs);
             foreach (var step in steps)
             {
+                if (continueAfterFailure && run.StoppedBy is not null)
+                {
+                    // The store must refuse every later write until reopened: nothing may be acknowledged now.
+                    if (step.Kind is StepKind.Reopen or StepKind.Compact) continue;
+                    try
+                    {
+                        var wrote = RunStep(step, durableEvenIfAcked: false);
+                        if (!wrote) continue; // a delete of an absent key writes nothing: nothing to acknowledge
+                        if (step.Kind != StepKind.Sync) run.AcknowledgedAfterFailure.Add(step.ToString());
+                        else run.AcknowledgedAfterFailure.Add("sync reported success after a failed write or fsync");
+                    }
+                    catch (Exception) { run.Failures++; }
+                    continue;
+                }
+                try
+                {
+                    RunStep(step, ackDurable);
+                }
+                catch (Exception e) when (continueAfterFailure && e is not SimulatedCrashException)
+                {
+                    run.StoppedBy = e;
+                    run.Failures++;
+                    continue;
+                }
+                run.StepsCompleted++;
+            }
+        }
+        catch (Exception e)
+        {
+            run.StoppedBy = e;
+        }
+        finally
+        {
+            try { store?.Dispose(); } catch (Exception) { /* the crashed process never closes cleanly */ }
+            if (store is not null && run.StoppedBy is null && !fs.HasCrashed && !fs.Faults.Any(f => f.Fired > 0)) oracle.AllAcknowledgedDurable();
+        }
+        return run;
+
+        bool RunStep(Step step, bool durableEvenIfAcked)
+        {
+            var before = oracle.Attempted;
+            try
+            {
+                return RunStepCore(step, durableEvenIfAcked);
+            }
+            catch when (continueAfterFailure && run.StoppedBy is not null)
+            {
+                oracle.Undo(before); // refused before anything was written
+                throw;
+            }
+        }
+
+        bool RunStepCore(Step step, bool ackDurable)
+        {
                 switch (step.Kind)
                 {
                     case StepKind.Put:
@@ -35,9 +93,10 @@ internal sealed class WorkloadRun
                         break;
                     case StepKind.Delete:
                         oracle.Begin(new LogicalOp(step.ToString(), [(step.Key, null)]));
+                        var existed = store!.ContainsKey(Workloads.B(step.Key));
                         store.Delete(Workloads.B(step.Key));
                         oracle.Acknowledge(ackDurable);
-                        break;
+                        return existed;
                     case StepKind.Batch:
                         var batch = new WriteBatch();
                         foreach (var (k, v) in step.Entries!)
@@ -63,22 +122,11 @@ internal sealed class WorkloadRun
                         break;
                     case StepKind.Compact:
                         if (compact is null) throw new InvalidOperationException("no compaction hook");
-                        compact(store);
+                        compact(store!);
                         break;
                 }
-                run.StepsCompleted++;
-            }
+                return true;
         }
-        catch (Exception e)
-        {
-            run.StoppedBy = e;
-        }
-        finally
-        {
-            try { store?.Dispose(); } catch (Exception) { /* the crashed process never closes cleanly */ }
-            if (store is not null && run.StoppedBy is null && !fs.HasCrashed && !fs.Faults.Any(f => f.Fired > 0)) oracle.AllAcknowledgedDurable();
-        }
-        return run;
     }
 
     /// <summary>Opens the crashed disk and checks every invariant: reopen succeeds, the recovered state is an allowed prefix

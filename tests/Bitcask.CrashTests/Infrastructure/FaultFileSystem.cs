@@ -130,7 +130,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             if (mode == StorageOpenMode.CreateNew)
             {
                 if (_files.ContainsKey(path)) throw new IOException($"The file '{path}' already exists.");
-                Op(FsOpKind.Create, path);
+                ThrowIfFault(Op(FsOpKind.Create, path));
                 var node = new Node();
                 _files[path] = node;
                 return new FaultFile(this, path, node, writable: true);
@@ -145,7 +145,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
         lock (_gate)
         {
             if (!_files.TryGetValue(source, out var node)) throw new FileNotFoundException($"Could not find file '{source}'.", source);
-            Op(FsOpKind.Rename, source, destination: destination);
+            ThrowIfFault(Op(FsOpKind.Rename, source, destination: destination));
             _files.Remove(source);
             _files[destination] = node;
         }
@@ -155,7 +155,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     {
         lock (_gate)
         {
-            Op(FsOpKind.Delete, path);
+            ThrowIfFault(Op(FsOpKind.Delete, path));
             _files.Remove(path);
         }
     }
@@ -166,6 +166,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
         {
             directory = Norm(directory);
             var op = Op(FsOpKind.SyncDirectory, directory);
+            ThrowIfFault(op);
             if (SkipSafetyStep?.Invoke(op) == true) return;
             _durableEntries[directory] = _files.Where(kv => Path.GetDirectoryName(kv.Key) == directory)
                 .ToDictionary(kv => Path.GetFileName(kv.Key)!, kv => kv.Value, StringComparer.Ordinal);
@@ -223,6 +224,11 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             }
         }
         return null;
+    }
+
+    private void ThrowIfFault(FsOp op)
+    {
+        if (MatchFault(op) is { } rule) throw Fault(rule, op);
     }
 
     private static IOException Fault(FaultRule rule, FsOp op) => rule.HResult switch
@@ -300,23 +306,36 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             var images = new Dictionary<Node, Node>(ReferenceEqualityComparer.Instance);
             Node Image(Node n) => images.TryGetValue(n, out var img) ? img : images[n] = n.AfterCrash(mode, rng);
 
-            IEnumerable<KeyValuePair<string, Node>> survivors = revert
-                ? _durableEntries.SelectMany(d => d.Value.Select(e => KeyValuePair.Create(Path.Combine(d.Key, e.Key), e.Value)))
-                : _files;
-            foreach (var (path, node) in survivors.OrderBy(kv => kv.Key, StringComparer.Ordinal)) result._files[path] = Image(node);
-            foreach (var (dir, names) in result._files.Keys.GroupBy(p => Path.GetDirectoryName(p)!).Select(g => (g.Key, g)))
-                result._durableEntries[dir] = names.ToDictionary(p => Path.GetFileName(p)!, p => result._files[p], StringComparer.Ordinal);
+            if (revert)
+            {
+                foreach (var (dir, entries) in _durableEntries)
+                    foreach (var (name, node) in entries.OrderBy(kv => kv.Key, StringComparer.Ordinal)) result._files[Path.Combine(dir, name)] = Image(node);
+                foreach (var (dir, names) in result._files.Keys.GroupBy(p => Path.GetDirectoryName(p)!).Select(g => (g.Key, g)))
+                    result._durableEntries[dir] = names.ToDictionary(p => Path.GetFileName(p)!, p => result._files[p], StringComparer.Ordinal);
+            }
+            else
+            {
+                // The machine keeps running: what was not durable yet stays not durable (a later power loss can still drop it).
+                foreach (var (path, node) in _files.OrderBy(kv => kv.Key, StringComparer.Ordinal)) result._files[path] = Image(node);
+                foreach (var (dir, entries) in _durableEntries)
+                    result._durableEntries[dir] = entries.ToDictionary(kv => kv.Key, kv => Image(kv.Value), StringComparer.Ordinal);
+            }
             return result;
         }
     }
 
     /// <summary>A copy of the current state with everything durable (a clean shutdown of the machine).</summary>
-    public FaultFileSystem Clone() => Crash(PowerLoss.ProcessKill, new Random(0), revertDirectories: false).Settled();
-
-    private FaultFileSystem Settled()
+    public FaultFileSystem Clone()
     {
-        lock (_gate) foreach (var n in _files.Values) n.MakeDurable();
-        return this;
+        var copy = Crash(PowerLoss.ProcessKill, new Random(0), revertDirectories: false);
+        lock (copy._gate)
+        {
+            foreach (var n in copy._files.Values) n.MakeDurable();
+            foreach (var dir in copy._directories.ToArray())
+                copy._durableEntries[dir] = copy._files.Where(kv => Path.GetDirectoryName(kv.Key) == dir)
+                    .ToDictionary(kv => Path.GetFileName(kv.Key)!, kv => kv.Value, StringComparer.Ordinal);
+        }
+        return copy;
     }
 
     // ------------------------------------------------------------------ direct access for damage tests
@@ -421,6 +440,13 @@ internal sealed class FaultFileSystem : IStorageFileSystem
 
         public Node AfterCrash(PowerLoss mode, Random rng)
         {
+            if (mode == PowerLoss.ProcessKill)
+            {
+                var alive = new Node { Data = Data.AsSpan(0, (int)Length).ToArray(), Length = Length, Durable = Durable };
+                if (alive.Data.Length == 0) alive.Data = new byte[256];
+                alive.Pending.AddRange(Pending);
+                return alive;
+            }
             var cut = Pending.Count == 0 ? 0 : rng.Next(0, Pending.Count + 1);
             var bytes = mode switch
             {

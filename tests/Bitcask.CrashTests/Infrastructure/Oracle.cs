@@ -29,6 +29,9 @@ internal sealed class Oracle(IReadOnlyDictionary<string, byte[]>? initial = null
         return _ops.Count - 1;
     }
 
+    /// <summary>Forgets writes issued from index <paramref name="count"/> on (they were refused before reaching the disk).</summary>
+    public void Undo(int count) => _ops.RemoveRange(count, _ops.Count - count);
+
     public void Acknowledge(bool durable)
     {
         Acknowledged = _ops.Count;
