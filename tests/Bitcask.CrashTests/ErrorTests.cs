@@ -24,7 +24,8 @@ public class ErrorTests(ITestOutputHelper output)
         arm(fs);
         var options = Workloads.Options(durability);
         var run = WorkloadRun.Execute(fs, Script, options, powerLoss: true, continueAfterFailure: true);
-        failures = run.Failures;
+        failures = run.Failures + run.CompactionFailures.Count;
+
         if (run.AcknowledgedAfterFailure.Count > 0)
             problems.Add($"{label}: acknowledged after a failure: {string.Join(", ", run.AcknowledgedAfterFailure.Take(3))} (first failure: {run.StoppedBy?.Message})");
         foreach (var mode in new[] { PowerLoss.ProcessKill, PowerLoss.DropUnsynced })
@@ -62,13 +63,51 @@ public class ErrorTests(ITestOutputHelper output)
             {
                 var rule = FaultRule.Enospc(FsOpKind.Write, n, persistent);
                 problems.AddRange(RunWithFault(durability, fs => fs.Faults.Add(rule), $"ENOSPC on write #{n}{(persistent ? "+" : "")}", out var failures));
-                if (rule.Fired > 0 && failures == 0) problems.Add($"ENOSPC on write #{n}: no call reported the failure");
+                // Hint files are only hints: a failed hint write is logged, not reported to a caller.
+                if (rule.Fired > 0 && failures == 0 && !rule.LastFired!.Value.Path.Contains(".hint"))
+                    problems.Add($"ENOSPC on write #{n} ({rule.LastFired}): no call reported the failure");
                 fired += rule.Fired > 0 ? 1 : 0;
             }
         output.WriteLine($"{writes} writes x once/persistent: {fired} runs hit ENOSPC, {problems.Count} violations");
         foreach (var p in problems.Take(10)) output.WriteLine(p);
         Assert.True(fired >= writes);
         Assert.Empty(problems);
+    }
+
+    private static (WorkloadRun Run, FaultFileSystem Fs) CompactWithEnospc()
+    {
+        var fs = new FaultFileSystem();
+        fs.Faults.Add(FaultRule.Enospc(FsOpKind.Write, 1, where: op => op.Path.EndsWith(".seg.tmp", StringComparison.Ordinal)));
+        var steps = Workloads.Scripted().Where(s => s.Kind != StepKind.Reopen).ToList();
+        var cut = steps.FindIndex(s => s.Kind == StepKind.Compact);
+        steps = [.. steps.Take(cut + 1), .. steps.Skip(cut + 1).Where(s => s.Kind != StepKind.Compact), new Step(StepKind.Compact)];
+        return (WorkloadRun.Execute(fs, steps, Workloads.Options(Durability.Synced), powerLoss: true, continueAfterFailure: true), fs);
+    }
+
+    [Fact]
+    public void Enospc_during_compaction_aborts_it_keeps_every_key_and_later_writes_and_compactions_succeed()
+    {
+        // Item 20: the first compaction hits ENOSPC on its output; writes continue; the last compaction (space back) succeeds.
+        var (run, fs) = CompactWithEnospc();
+        Assert.Single(run.CompactionFailures);
+        Assert.Contains("No space left", run.CompactionFailures[0].ToString());
+        Assert.Null(run.StoppedBy);
+        Assert.Empty(run.AcknowledgedAfterFailure);
+        Assert.Equal(run.Oracle.Attempted, run.Oracle.Acknowledged);
+        foreach (var mode in new[] { PowerLoss.ProcessKill, PowerLoss.DropUnsynced })
+            Assert.Null(WorkloadRun.Verify(fs.Crash(mode, new Random(1)), Workloads.Options(Durability.Synced), run.Oracle));
+    }
+
+    [Fact(Skip = "engine bug 5: a compaction that fails with ENOSPC leaves its NNNNNNNNNN.seg.tmp output behind until the next read-write open; see NOTES-crash.md")]
+    public void A_compaction_that_fails_with_enospc_removes_its_temporary_outputs()
+    {
+        var fs = new FaultFileSystem();
+        var options = Workloads.Options(Durability.Synced);
+        using var store = BitcaskStore.Open(Workloads.Directory, options, fs);
+        for (var i = 0; i < 40; i++) store.Put(Workloads.B("t" + (i % 5)), Oracle.MakeValue("t" + (i % 5), i, 400));
+        fs.Faults.Add(FaultRule.Enospc(FsOpKind.Write, 1, where: op => op.Path.EndsWith(".seg.tmp", StringComparison.Ordinal)));
+        Assert.ThrowsAny<IOException>(() => store.Compact());
+        Assert.DoesNotContain(fs.Files, f => f.EndsWith(".seg.tmp", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -97,7 +136,8 @@ public class ErrorTests(ITestOutputHelper output)
         {
             var rule = FaultRule.Eio(FsOpKind.Sync, n, fsyncGate: fsyncGate);
             problems.AddRange(RunWithFault(Durability.Synced, fs => fs.Faults.Add(rule), $"EIO on fsync #{n}", out var failures));
-            if (rule.Fired > 0 && failures == 0) problems.Add($"EIO on fsync #{n}: no call reported the failure");
+            if (rule.Fired > 0 && failures == 0 && !rule.LastFired!.Value.Path.Contains(".hint"))
+                problems.Add($"EIO on fsync #{n} ({rule.LastFired}): no call reported the failure");
         }
         output.WriteLine($"{syncs} fsyncs, {problems.Count} violations");
         foreach (var p in problems.Take(10)) output.WriteLine(p);

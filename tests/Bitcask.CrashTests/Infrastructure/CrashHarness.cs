@@ -14,6 +14,7 @@ internal sealed class WorkloadRun
     /// <summary>With continueAfterFailure: writes the store acknowledged after an earlier write had failed (must stay empty).</summary>
     public List<string> AcknowledgedAfterFailure { get; } = [];
     public int Failures { get; set; }
+    public List<Exception> CompactionFailures { get; } = [];
 
     /// <summary>Runs <paramref name="steps"/> until one throws. <paramref name="powerLoss"/> says which writes count as durable once
     /// acknowledged: all in Synced mode; for a process kill also Flushed-mode writes; otherwise only those before a Sync/close.</summary>
@@ -33,7 +34,12 @@ internal sealed class WorkloadRun
                 if (continueAfterFailure && run.StoppedBy is not null)
                 {
                     // The store must refuse every later write until reopened: nothing may be acknowledged now.
-                    if (step.Kind is StepKind.Reopen or StepKind.Compact) continue;
+                    if (step.Kind is StepKind.Reopen) continue;
+                    if (step.Kind is StepKind.Compact)
+                    {
+                        try { store?.Compact(); } catch (Exception) { run.Failures++; }
+                        continue;
+                    }
                     try
                     {
                         var wrote = RunStep(step, durableEvenIfAcked: false);
@@ -47,6 +53,12 @@ internal sealed class WorkloadRun
                 try
                 {
                     RunStep(step, ackDurable);
+                }
+                catch (Exception e) when (continueAfterFailure && e is not SimulatedCrashException && step.Kind == StepKind.Compact)
+                {
+                    // A failed compaction leaves its inputs unchanged; reads and writes go on (RELIABILITY.md §7 item 20).
+                    run.CompactionFailures.Add(e);
+                    continue;
                 }
                 catch (Exception e) when (continueAfterFailure && e is not SimulatedCrashException)
                 {
@@ -88,7 +100,7 @@ internal sealed class WorkloadRun
                 {
                     case StepKind.Put:
                         oracle.Begin(new LogicalOp(step.ToString(), [(step.Key, step.Value)]));
-                        store.Put(Workloads.B(step.Key), step.Value);
+                        store!.Put(Workloads.B(step.Key), step.Value);
                         oracle.Acknowledge(ackDurable);
                         break;
                     case StepKind.Delete:
@@ -103,17 +115,17 @@ internal sealed class WorkloadRun
                             if (v is null) batch.Delete(Workloads.B(k));
                             else batch.Put(Workloads.B(k), v);
                         oracle.Begin(new LogicalOp(step.ToString(), step.Entries!));
-                        store.Write(batch);
+                        store!.Write(batch);
                         oracle.Acknowledge(ackDurable);
                         break;
                     case StepKind.Sync:
-                        store.Sync();
+                        store!.Sync();
                         oracle.AllAcknowledgedDurable();
                         break;
                     case StepKind.Reopen:
                         var closing = store;
                         store = null;
-                        closing.Dispose();
+                        closing!.Dispose();
                         // Dispose swallows a failed final sync; only a close the file system saw complete counts as durable.
                         if (fs.HasCrashed) throw new SimulatedCrashException("crashed during close");
                         if (fs.Faults.Any(f => f.Fired > 0)) throw new IOException("an injected fault fired during close");
@@ -121,8 +133,8 @@ internal sealed class WorkloadRun
                         store = BitcaskStore.Open(directory, options, fs);
                         break;
                     case StepKind.Compact:
-                        if (compact is null) throw new InvalidOperationException("no compaction hook");
-                        compact(store!);
+                        if (compact is not null) compact(store!);
+                        else store!.Compact();
                         break;
                 }
                 return true;

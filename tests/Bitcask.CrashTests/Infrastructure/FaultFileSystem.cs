@@ -52,6 +52,7 @@ internal sealed class FaultRule
     public Func<FsOp, bool>? Where { get; init; }
     internal int Seen;
     public int Fired { get; internal set; }
+    public FsOp? LastFired { get; internal set; }
 
     public static FaultRule Enospc(FsOpKind kind, int nth, bool persistent = false, Func<FsOp, bool>? where = null) =>
         new() { Kind = kind, Nth = nth, Persistent = persistent, HResult = 28, Where = where };
@@ -220,6 +221,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             if (rule.Seen == rule.Nth || (rule.Persistent && rule.Seen > rule.Nth))
             {
                 rule.Fired++;
+                rule.LastFired = op;
                 return rule;
             }
         }
