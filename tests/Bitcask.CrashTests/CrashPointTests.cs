@@ -12,7 +12,7 @@ public class CrashPointTests(ITestOutputHelper output)
     /// <summary>Combinations that fail today because of an engine bug (NOTES-crash.md); they run in the skipped theory below.</summary>
     private static readonly (PowerLoss, Durability)[] KnownBug =
     [
-        (PowerLoss.TornPrefix, Durability.Synced),   // bug 1: torn batch read as mid-file damage
+        // bug 1 (torn batch read as mid-file damage) fixed on main in 2c40f6a
         (PowerLoss.RandomSubset, Durability.Flushed), // bug 2: hole in unsynced tail read as mid-file damage
     ];
 
@@ -89,7 +89,7 @@ public class CrashPointTests(ITestOutputHelper output)
     public void Bounded_exhaustive_sequences_of_three_ops_without_batches_survive_a_crash_after_every_file_operation() =>
         Exhaustive(withBatches: false);
 
-    [Fact(Skip = "engine bug 1: a torn batch in the newest segment makes read-write open throw CorruptionException; see NOTES-crash.md")]
+    [Fact] // engine bug 1 fixed on main in 2c40f6a
     public void Bounded_exhaustive_sequences_of_three_ops_survive_a_crash_after_every_file_operation() =>
         Exhaustive(withBatches: true);
 

@@ -41,7 +41,7 @@ public class ErrorTests(ITestOutputHelper output)
         return fs.History.Count(o => kind is null || o.Kind == kind);
     }
 
-    [Theory(Skip = "engine bug 1: a batch cut short by ENOSPC is taken for mid-file damage on reopen; see NOTES-crash.md")]
+    [Theory] // engine bug 1 fixed on main in 2c40f6a
     [InlineData(Durability.Synced)]
     public void Enospc_on_each_write_of_the_script_with_batches_loses_nothing_acknowledged(Durability durability)
     {
