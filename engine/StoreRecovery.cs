@@ -123,7 +123,7 @@ internal sealed class StoreRecovery
                 try
                 {
                     using var f = _fs.OpenFile(hint, StorageOpenMode.ReadOnly);
-                    estimate += f.Length / 48;
+                    estimate += f.Length / 40;
                     continue;
                 }
                 catch (IOException) { }
