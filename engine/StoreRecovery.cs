@@ -334,7 +334,9 @@ internal sealed class StoreRecovery
         {
             using var file = _fs.OpenFile(path, StorageOpenMode.ReadOnly);
             var length = file.Length;
-            if (length > int.MaxValue) problem = "hint file is larger than 2 GiB";
+            // Every entry describes a record of at least 32 bytes in 24 or more, so a whole hint is never longer than its
+            // segment plus header and trailer: anything longer is damage, and is not read into memory.
+            if (length > segment.Length + HintFile.HeaderSize + HintFile.TrailerSize) problem = $"hint file of {length} bytes is longer than its segment allows";
             else
             {
                 bytes = ReadAll(file, length);
