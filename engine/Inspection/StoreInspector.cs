@@ -149,6 +149,42 @@ public static class StoreInspector
         }
     }
 
+    /// <summary>The value and expiry (Unix ms, 0 = never) of a live key of an open store; false when absent or expired.
+    /// With a read-only store the pair is consistent (the keydir does not change after open).</summary>
+    public static bool TryGetEntry(BitcaskStore store, ReadOnlySpan<byte> key, out byte[] value, out long expiresAt)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        value = [];
+        if (!store.KeyDirForTests.TryGet(key, out _, out expiresAt)) return false;
+        if (store.Get(key) is not { } v) return false;
+        value = v;
+        return true;
+    }
+
+    /// <summary>For each segment id, whether its hint file is usable: null when whole and matching the segment's id and
+    /// length, else why not. Segments without a hint file are absent. Reads only hint files and segment lengths.</summary>
+    public static IReadOnlyDictionary<uint, string?> HintStatus(string directory)
+    {
+        var full = CheckStoreDirectory(directory);
+        var result = new Dictionary<uint, string?>();
+        foreach (var path in Directory.EnumerateFiles(full))
+        {
+            var name = Path.GetFileName(path);
+            if (!StoreFiles.TryParseId(name, StoreFiles.HintExtension, out var id)) continue;
+            var segment = Path.Combine(full, StoreFiles.SegmentName(id));
+            if (!File.Exists(segment)) { result[id] = "its segment is not present"; continue; }
+            byte[] bytes;
+            try { bytes = File.ReadAllBytes(path); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { result[id] = e.Message; continue; }
+            var parsed = HintImage.Parse(bytes, 1);
+            result[id] = parsed.Problems.Count > 0 ? parsed.Problems[0].Problem
+                : parsed.SegmentId != id ? $"names segment {parsed.SegmentId}"
+                : parsed.SegmentLength != new FileInfo(segment).Length ? "describes an older length of the segment"
+                : null;
+        }
+        return result;
+    }
+
     /// <summary>
     /// Makes a damaged store openable without throwing away anything readable. Takes the writer lock (throws
     /// <see cref="StoreLockedException"/> while another process holds it), then: moves unreadable segments and every
