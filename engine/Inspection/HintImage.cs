@@ -4,7 +4,7 @@ using System.IO.Hashing;
 namespace Bitcask.Inspection;
 
 /// <summary>One entry of a hint file (FORMAT.md §4): where the newest record of a key sits in the segment.</summary>
-internal readonly record struct HintEntry(byte[] Key, byte Kind, uint Offset, uint Length, ulong Sequence, long ExpiresAt);
+internal readonly record struct HintImageEntry(byte[] Key, byte Kind, uint Offset, uint Length, ulong Sequence, long ExpiresAt);
 
 /// <summary>
 /// Reads and writes hint files exactly as FORMAT.md §4 specifies, reporting every defect with its byte offset.
@@ -19,7 +19,7 @@ internal static class HintImage
     public const int EntryHeaderSize = 32;
     public const int TrailerSize = 24;
 
-    public sealed record ParseResult(uint SegmentId, long SegmentLength, List<(long Offset, HintEntry Entry)> Entries, List<(long Offset, string Problem)> Problems)
+    public sealed record ParseResult(uint SegmentId, long SegmentLength, List<(long Offset, HintImageEntry Entry)> Entries, List<(long Offset, string Problem)> Problems)
     {
         public bool IsWhole => Problems.Count == 0;
     }
@@ -28,7 +28,7 @@ internal static class HintImage
     public static ParseResult Parse(ReadOnlySpan<byte> data, int maxProblems = 20)
     {
         var problems = new List<(long, string)>();
-        var entries = new List<(long, HintEntry)>();
+        var entries = new List<(long, HintImageEntry)>();
         if (data.Length < HeaderSize + TrailerSize)
         {
             problems.Add((0, $"hint file of {data.Length} bytes is shorter than a header and trailer ({HeaderSize + TrailerSize} bytes)"));
@@ -90,7 +90,7 @@ internal static class HintImage
                 if ((long)offset + length > segmentLength)
                     problems.Add((position, $"hint entry points at bytes [{offset}, {(long)offset + length}) past the segment length {segmentLength}"));
                 else
-                    entries.Add((position, new HintEntry(whole[EntryHeaderSize..].ToArray(), whole[4], offset, length,
+                    entries.Add((position, new HintImageEntry(whole[EntryHeaderSize..].ToArray(), whole[4], offset, length,
                         BinaryPrimitives.ReadUInt64LittleEndian(whole[16..]), BinaryPrimitives.ReadInt64LittleEndian(whole[24..]))));
             }
             count++;
@@ -100,39 +100,5 @@ internal static class HintImage
         if (problems.Count == 0 && count != expectedCount)
             problems.Add((trailerAt + 8, $"hint trailer counts {expectedCount} entries but the file holds {count}"));
         return new ParseResult(segmentId, segmentLength, entries, problems);
-    }
-
-    /// <summary>Encodes a whole hint file for a segment of <paramref name="segmentLength"/> bytes.</summary>
-    public static byte[] Encode(uint segmentId, long segmentLength, IReadOnlyCollection<HintEntry> entries)
-    {
-        var size = HeaderSize + TrailerSize + entries.Sum(e => (long)EntryHeaderSize + e.Key.Length);
-        var buffer = new byte[size];
-        var span = buffer.AsSpan();
-        BinaryPrimitives.WriteUInt32LittleEndian(span, HeaderMagic);
-        BinaryPrimitives.WriteUInt16LittleEndian(span[4..], Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], segmentId);
-        BinaryPrimitives.WriteInt64LittleEndian(span[16..], segmentLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(span[28..], Crc32.HashToUInt32(span[..28]));
-        var position = HeaderSize;
-        foreach (var entry in entries)
-        {
-            var e = span[position..];
-            e[4] = entry.Kind;
-            BinaryPrimitives.WriteUInt16LittleEndian(e[6..], (ushort)entry.Key.Length);
-            BinaryPrimitives.WriteUInt32LittleEndian(e[8..], entry.Offset);
-            BinaryPrimitives.WriteUInt32LittleEndian(e[12..], entry.Length);
-            BinaryPrimitives.WriteUInt64LittleEndian(e[16..], entry.Sequence);
-            BinaryPrimitives.WriteInt64LittleEndian(e[24..], entry.ExpiresAt);
-            entry.Key.CopyTo(e[EntryHeaderSize..]);
-            var length = EntryHeaderSize + entry.Key.Length;
-            BinaryPrimitives.WriteUInt32LittleEndian(e, Crc32.HashToUInt32(e[4..length]));
-            position += length;
-        }
-        var trailer = span[position..];
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer, TrailerMagic);
-        BinaryPrimitives.WriteInt64LittleEndian(trailer[8..], entries.Count);
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer[16..], Crc32.HashToUInt32(span[..position]));
-        BinaryPrimitives.WriteUInt32LittleEndian(trailer[20..], Crc32.HashToUInt32(trailer[..20]));
-        return buffer;
     }
 }

@@ -49,6 +49,8 @@ internal sealed class SegmentFile : IDisposable
     public bool MayHaveTornTail { get; set; }
     public List<LayoutItem> Layout { get; } = [];
     public Dictionary<byte[], KeyState> Newest { get; } = new(ByteArrayComparer.Instance);
+    /// <summary>Every valid put/tombstone by its offset (what a hint entry must match), with its key.</summary>
+    public Dictionary<uint, (byte[] Key, KeyState State)> ByOffset { get; } = [];
     public bool Loaded => Header is not null && HeaderProblemKind is null && ExcludedKind is null;
 
     public void Open(IStorageFileSystem fs)
@@ -348,6 +350,7 @@ internal sealed class StoreAnalysis : IDisposable
             Kind = (byte)RecordCodec.ReadKind(entry),
         };
         var key = RecordCodec.Key(entry).ToArray();
+        s.ByOffset[(uint)offset] = (key, state);
         ref var local = ref CollectionsMarshal.GetValueRefOrAddDefault(s.Newest, key, out var existsLocal);
         if (!existsLocal || state.Sequence >= local.Sequence) local = state;
         ref var global = ref CollectionsMarshal.GetValueRefOrAddDefault(Keys, key, out var exists);
@@ -409,23 +412,35 @@ internal sealed class StoreAnalysis : IDisposable
             return result;
         }
         if (result.Count > 0) return result;
-        var seen = new HashSet<byte[]>(ByteArrayComparer.Instance);
+        // The engine's own acceptance test, so verify never calls a hint whole that open would reject.
+        if (HintFile.Validate(data, segment.Id, segment.Length, segment.Header!.Size, ushort.MaxValue, out _) is { } rejected)
+            result.Add((0, $"open would reject this hint: {rejected}", ProblemKinds.HintMismatch));
+        // Every entry must describe exactly the valid record at its offset; every key's newest record must be listed.
+        var seenOffsets = new HashSet<uint>();
+        var listed = new HashSet<byte[]>(ByteArrayComparer.Instance);
         var mismatches = 0;
         foreach (var (offset, entry) in parsed.Entries)
         {
             string? why = null;
-            if (!seen.Add(entry.Key)) why = "key listed twice";
-            else if (!segment.Newest.TryGetValue(entry.Key, out var newest)) why = "key has no valid record in the segment";
-            else if (newest.Offset != entry.Offset || newest.Length != entry.Length)
-                why = $"points at [{entry.Offset}, +{entry.Length}) but the key's newest record in the segment is at [{newest.Offset}, +{newest.Length})";
-            else if (newest.Sequence != entry.Sequence) why = $"sequence {entry.Sequence} differs from the record's {newest.Sequence}";
-            else if (newest.ExpiresAt != entry.ExpiresAt) why = $"expiry {entry.ExpiresAt} differs from the record's {newest.ExpiresAt}";
-            else if (newest.Kind != entry.Kind) why = $"kind {entry.Kind} differs from the record's {newest.Kind}";
-            if (why is null) continue;
+            if (!seenOffsets.Add(entry.Offset)) why = $"offset {entry.Offset} is listed twice";
+            else if (!segment.ByOffset.TryGetValue(entry.Offset, out var actual))
+                why = segment.Layout.Any(i => i.Kind != LayoutKind.Record && entry.Offset >= i.Offset && entry.Offset < i.Offset + i.Length)
+                    ? $"points at offset {entry.Offset}, inside damaged bytes of the segment"
+                    : $"points at offset {entry.Offset}, where no valid record starts";
+            else if (!actual.Key.AsSpan().SequenceEqual(entry.Key)) why = $"at offset {entry.Offset} names another key than the record there";
+            else if (actual.State.Length != entry.Length) why = $"says the record at {entry.Offset} is {entry.Length} bytes; it is {actual.State.Length}";
+            else if (actual.State.Sequence != entry.Sequence) why = $"sequence {entry.Sequence} differs from the record's {actual.State.Sequence}";
+            else if (actual.State.ExpiresAt != entry.ExpiresAt) why = $"expiry {entry.ExpiresAt} differs from the record's {actual.State.ExpiresAt}";
+            else if (actual.State.Kind != entry.Kind) why = $"kind {entry.Kind} differs from the record's {actual.State.Kind}";
+            if (why is null)
+            {
+                if (segment.Newest.TryGetValue(entry.Key, out var newest) && newest.Offset == entry.Offset) listed.Add(entry.Key);
+                continue;
+            }
             if (++mismatches <= maxProblems) result.Add((offset, "hint entry " + why, ProblemKinds.HintMismatch));
         }
-        var missing = segment.Newest.Keys.Count(k => !seen.Contains(k));
-        if (missing > 0) result.Add((data.Length - HintImage.TrailerSize, $"{missing} key(s) of the segment are not listed in the hint", ProblemKinds.HintMismatch));
+        var missing = segment.Newest.Keys.Count(k => !listed.Contains(k));
+        if (missing > 0) result.Add((data.Length - HintImage.TrailerSize, $"the newest record of {missing} key(s) of the segment is not listed in the hint", ProblemKinds.HintMismatch));
         if (mismatches > maxProblems) result.Add((0, $"{mismatches - maxProblems} more mismatching hint entries not listed", ProblemKinds.HintMismatch));
         return result;
     }

@@ -176,11 +176,10 @@ public static class StoreInspector
             byte[] bytes;
             try { bytes = File.ReadAllBytes(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { result[id] = e.Message; continue; }
-            var parsed = HintImage.Parse(bytes, 1);
-            result[id] = parsed.Problems.Count > 0 ? parsed.Problems[0].Problem
-                : parsed.SegmentId != id ? $"names segment {parsed.SegmentId}"
-                : parsed.SegmentLength != new FileInfo(segment).Length ? "describes an older length of the segment"
-                : null;
+            var segmentBytes = new byte[Math.Min(new FileInfo(segment).Length, SegmentHeader.FixedSize + 8L * SegmentHeader.MaxRanges)];
+            using (var f = File.OpenRead(segment)) f.ReadAtLeast(segmentBytes, segmentBytes.Length, throwOnEndOfStream: false);
+            var headerSize = segmentBytes.Length >= SegmentHeader.FixedSize ? Math.Max(SegmentHeader.TotalSize(segmentBytes), SegmentHeader.FixedSize) : SegmentHeader.FixedSize;
+            result[id] = HintFile.Validate(bytes, id, new FileInfo(segment).Length, headerSize, ushort.MaxValue, out _);
         }
         return result;
     }

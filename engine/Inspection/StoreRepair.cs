@@ -44,6 +44,7 @@ internal sealed class StoreRepair(string directory, InspectOptions options, ISto
                     MaxSegmentBytes = options.MaxSegmentBytes,
                     CompressionThreshold = 0,
                     TimeProvider = options.TimeProvider,
+                    CompactionEnabled = false,
                 });
                 findings = store.GetStats().RecoveryFindings;
                 foreach (var f in findings) _actions.Add($"engine open: {Path.GetFileName(f.Path)}:{f.Offset}: {f.Problem} ({f.Action})");
@@ -116,7 +117,6 @@ internal sealed class StoreRepair(string directory, InspectOptions options, ISto
             }
             MoveHintAway(s.Id, "its segment changed");
         }
-        _ = moved;
     }
 
     private void Rewrite(SegmentFile s, SegmentHeader header)
@@ -155,10 +155,10 @@ internal sealed class StoreRepair(string directory, InspectOptions options, ISto
         {
             var hint = Path.Combine(_directory, StoreFiles.HintName(s.Id));
             if (fs.FileExists(hint)) continue;
-            var entries = s.Newest.Select(kv => new HintEntry(kv.Key, kv.Value.Kind, kv.Value.Offset, kv.Value.Length, kv.Value.Sequence, kv.Value.ExpiresAt))
-                .OrderBy(e => e.Offset).ToList();
-            var bytes = HintImage.Encode(s.Id, s.Length, entries);
-            WriteDurably(hint, bytes);
+            var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+            HintFile.Build(s.Data, s.Header!.Size, s.Id, new RecordLimits(options.MaxKeyBytes, options.MaxValueBytes, options.MaxSegmentBytes), buffer);
+            WriteDurably(hint, buffer.WrittenSpan);
+            var entries = s.ByOffset;
             _actions.Add($"{StoreFiles.HintName(s.Id)}: written ({entries.Count} entries for {s.Name})");
         }
     }

@@ -24,6 +24,7 @@ internal static partial class Commands
     {
         MaxKeyBytes = ushort.MaxValue,
         MaxValueBytes = 128 << 20,
+        CompactionEnabled = false,
     };
 
     private static Argument<string> DirArgument(string what = "The store directory.") => new("DIR") { Description = what };
