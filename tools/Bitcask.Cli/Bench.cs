@@ -44,7 +44,7 @@ internal static partial class Commands
             "key:"u8.CopyTo(key);
             i.TryFormat(key.AsSpan(4), out _, "D8", CultureInfo.InvariantCulture);
         }
-        var options = new BitcaskOptions { MaxSegmentBytes = 16 << 20, CompactionEnabled = false };
+        var options = new BitcaskOptions { MaxSegmentBytes = 8 << 20, MaxValueBytes = 4096, CompactionEnabled = false };
         var total = 5L * n;
         var done = 0L;
         var failures = 0;

@@ -33,11 +33,15 @@ internal static partial class Commands
         summary + Environment.NewLine + Environment.NewLine + "Example" + (examples.Length > 1 ? "s" : "") + ":" +
         string.Concat(examples.Select(e => Environment.NewLine + "  " + e));
 
-    public static RootCommand Build(CliContext c)
+    public static Command Build(CliContext c)
     {
-        var root = new RootCommand(Help("bitcask: inspect, verify, repair and use a Bitcask store directory. " +
+        var root = new Command("bitcask", Help("bitcask: inspect, verify, repair and use a Bitcask store directory. " +
             "Exit codes: 0 ok/healthy, 1 problems found (or key not found), 2 usage error or the directory cannot be used.",
-            "bitcask verify /var/lib/myservice/kv", "bitcask bench"));
+            "bitcask verify /var/lib/myservice/kv", "bitcask bench"))
+        {
+            new System.CommandLine.Help.HelpOption { Recursive = true },
+            new VersionOption(),
+        };
         root.Add(Verify(c));
         root.Add(Dump(c));
         root.Add(Stats(c));

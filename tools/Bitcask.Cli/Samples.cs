@@ -108,7 +108,7 @@ internal static class Samples
         var random = new Random(20250101);
         var options = new BitcaskOptions
         {
-            MaxSegmentBytes = 4096, CompressionThreshold = 64, CompactionEnabled = false,
+            MaxSegmentBytes = 4096, MaxKeyBytes = 64, MaxValueBytes = 1024, CompressionThreshold = 64, CompactionEnabled = false,
             TimeProvider = new FixedTimeProvider(Clock), Durability = Durability.Flushed,
         };
         const string lorem = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore. ";
