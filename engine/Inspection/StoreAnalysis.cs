@@ -299,11 +299,14 @@ internal sealed class StoreAnalysis : IDisposable
                 if (scanner.Error is null) break;
                 var bad = scanner.Position;
                 var next = SegmentScanner.FindNextValid(data, bad + 1, _limits);
-                if (s.MayHaveTornTail && next < 0)
+                if (s.MayHaveTornTail && (next < 0 || IsUnsyncedTail(data, bad, next)))
                 {
                     var bytes = data.Length - bad;
                     s.Layout.Add(new LayoutItem(LayoutKind.TornTail, bad, bytes, scanner.Error));
-                    Problem(s.Name, bad, ProblemKinds.TornTail, $"{bytes} bytes at the end of the newest segment are not a whole record ({scanner.Error}); a read-write open or repair truncates them", bytes);
+                    var what = next < 0
+                        ? $"{bytes} bytes at the end of the newest segment are not a whole record ({scanner.Error})"
+                        : $"{bytes} bytes at the end of the newest segment start with an invalid record ({scanner.Error}) and every valid record after it was written before offset {bad} was fsynced (an unsynced tail)";
+                    Problem(s.Name, bad, ProblemKinds.TornTail, what + "; a read-write open or repair truncates them", bytes);
                     break;
                 }
                 var end = next < 0 ? data.Length : next;
@@ -317,6 +320,19 @@ internal sealed class StoreAnalysis : IDisposable
         {
             if (scratch is not null) ArrayPool<byte>.Shared.Return(scratch);
         }
+    }
+
+    /// <summary>FORMAT.md §5 step 6: damage in the newest write segment is an unsynced tail when every valid record after
+    /// it carries a durable length at most <paramref name="bad"/> (it was written before the damaged bytes were fsynced).</summary>
+    private bool IsUnsyncedTail(ReadOnlySpan<byte> data, int bad, int next)
+    {
+        while (next >= 0)
+        {
+            if (RecordCodec.ReadDurableLength(data[next..]) > (uint)bad) return false;
+            var check = RecordCodec.CheckHeader(data[next..], data.Length - next, _limits);
+            next = SegmentScanner.FindNextValid(data, next + Math.Max(1, check.IsValid ? check.Length : 1), _limits);
+        }
+        return true;
     }
 
     private static bool Decodes(ReadOnlySpan<byte> entry, ref byte[]? scratch)

@@ -74,7 +74,9 @@ public class RepairTests
     public void Repair_of_damage_in_the_middle_of_the_newest_segment_is_not_mistaken_for_a_torn_tail()
     {
         using var temp = new TempDirectory("repair-mid");
-        using (var store = BitcaskStore.Open(temp.Path))
+        // Synced: every record after the damaged one was written after the damaged bytes were fsynced (its durable
+        // length proves it), so this is rot of durable data, not an unsynced tail (FORMAT.md §5 step 6).
+        using (var store = BitcaskStore.Open(temp.Path, new BitcaskOptions { Durability = Durability.Synced }))
             for (var i = 0; i < 30; i++) store.Put($"key{i:D2}", $"value {i}");
         var records = StoreInspector.ReadRecords(temp.Path).ToList();
         var victim = records[10];
@@ -96,6 +98,27 @@ public class RepairTests
         Assert.Null(repaired.Get(victim.Key));
         for (var i = 0; i < 30; i++)
             if (i != 10) Assert.Equal($"value {i}", repaired.GetString($"key{i:D2}"));
+    }
+
+    [Fact]
+    public void Damage_in_the_newest_segment_before_anything_was_fsynced_is_an_unsynced_torn_tail()
+    {
+        using var temp = new TempDirectory("unsynced");
+        using (var store = BitcaskStore.Open(temp.Path, new BitcaskOptions { Durability = Durability.Buffered }))
+            for (var i = 0; i < 30; i++) store.Put($"key{i:D2}", $"value {i}");
+        var victim = StoreInspector.ReadRecords(temp.Path).ToList()[10];
+        var path = Path.Combine(temp.Path, victim.File);
+        var bytes = File.ReadAllBytes(path);
+        bytes[victim.Offset + victim.Length - 1] ^= 0x80;
+        File.WriteAllBytes(path, bytes);
+
+        var verify = Cli.Run("verify", temp.Path);
+        Assert.Equal(1, verify.Code);
+        Assert.Contains(verify.OutLines, l => l.StartsWith($"{victim.File}:{victim.Offset}: torn tail: ", StringComparison.Ordinal));
+        Assert.Equal(0, Cli.Run("repair", temp.Path).Code);
+        Assert.Equal(bytes[(int)victim.Offset..], File.ReadAllBytes(Path.Combine(temp.Path, "quarantine", $"{victim.File}-{victim.Offset}.bin")));
+        using var repaired = BitcaskStore.Open(temp.Path);
+        Assert.Equal(10, repaired.Count); // a prefix of the writes
     }
 
     [Fact]
