@@ -12,11 +12,11 @@ internal readonly record struct HintImageEntry(byte[] Key, byte Kind, uint Offse
 /// </summary>
 internal static class HintImage
 {
-    public const uint HeaderMagic = 0x54484342;  // "BCHT"
-    public const uint TrailerMagic = 0x45484342; // "BCHE"
-    public const ushort Version = 1;
-    public const int HeaderSize = 32;
-    public const int TrailerSize = 24;
+    private const uint HeaderMagic = Format.HintFile.HeaderMagic;
+    private const uint TrailerMagic = Format.HintFile.TrailerMagic;
+    private const ushort Version = Format.HintFile.Version;
+    private const int HeaderSize = Format.HintFile.HeaderSize;
+    private const int TrailerSize = Format.HintFile.TrailerSize;
 
     public sealed record ParseResult(uint SegmentId, long SegmentLength, List<(long Offset, HintImageEntry Entry)> Entries, List<(long Offset, string Problem)> Problems)
     {
