@@ -46,7 +46,7 @@ internal sealed class WriteRequest
         Done = false;
         Error = null;
         Async = null;
-        Signal.Reset();
+        if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update
     }
 }
 
@@ -68,7 +68,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         Exception? RefuseReason { get; }
     }
 
-    private readonly object _lock = new();
+    private readonly Lock _lock = new();
     private readonly Queue<WriteRequest> _queue = new();
     private readonly List<WriteRequest> _group = new(); // owned by the current leader, from taking the queue until it wakes the next
 
