@@ -41,6 +41,29 @@ public sealed record BitcaskOptions
     /// <summary>Where the engine logs; silent when null. Default: null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
+    /// <summary>Run compaction in the background when the thresholds below are met. <see cref="BitcaskStore.Compact"/>
+    /// works either way. Default: true.</summary>
+    public bool CompactionEnabled { get; init; } = true;
+
+    /// <summary>A sealed segment whose dead bytes (overwritten, deleted, expired records and tombstones) make up at least
+    /// this fraction of its records is merged by background compaction. 0 to 1. Default: 0.5.</summary>
+    public double CompactionFragmentationThreshold { get; init; } = 0.5;
+
+    /// <summary>When the whole store holds at least this many dead bytes, background compaction merges every sealed
+    /// segment that has any. Default: 512 MiB.</summary>
+    public long CompactionDeadBytesThreshold { get; init; } = 512L << 20;
+
+    /// <summary>Background compaction waits until there are at least this many sealed segments. Default: 1.</summary>
+    public int CompactionMinSegments { get; init; } = 1;
+
+    /// <summary>Upper bound on the bytes per second a compaction reads and writes, so it does not starve the foreground;
+    /// 0 = unlimited. Default: 0.</summary>
+    public long CompactionBytesPerSecond { get; init; }
+
+    /// <summary>How often the background compactor checks the thresholds (it also checks after every segment rollover).
+    /// Default: 10 seconds.</summary>
+    public TimeSpan CompactionCheckInterval { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Size of the engine's write buffer for <see cref="Durability.Buffered"/>. Default: 256 KiB.</summary>
     public int WriteBufferBytes { get; init; } = 256 << 10;
 
@@ -60,5 +83,11 @@ public sealed record BitcaskOptions
             throw new ArgumentOutOfRangeException(nameof(MaxValueBytes), MaxValueBytes,
                 $"A record with a {MaxKeyBytes}-byte key and a {MaxValueBytes}-byte value takes up to {largest} bytes, which does not fit in MaxSegmentBytes = {MaxSegmentBytes}. Raise MaxSegmentBytes or lower MaxValueBytes/MaxKeyBytes.");
         ArgumentNullException.ThrowIfNull(TimeProvider);
+        if (double.IsNaN(CompactionFragmentationThreshold) || CompactionFragmentationThreshold is < 0 or > 1)
+            throw Bad(nameof(CompactionFragmentationThreshold), CompactionFragmentationThreshold, "between 0 and 1");
+        if (CompactionDeadBytesThreshold < 0) throw Bad(nameof(CompactionDeadBytesThreshold), CompactionDeadBytesThreshold, "at least 0");
+        if (CompactionMinSegments < 1) throw Bad(nameof(CompactionMinSegments), CompactionMinSegments, "at least 1");
+        if (CompactionBytesPerSecond < 0) throw Bad(nameof(CompactionBytesPerSecond), CompactionBytesPerSecond, "at least 0 (0 = unlimited)");
+        if (CompactionCheckInterval <= TimeSpan.Zero) throw Bad(nameof(CompactionCheckInterval), CompactionCheckInterval, "positive");
     }
 }

@@ -35,6 +35,15 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly ITimer? _syncTimer;
     private readonly RecordLimits _limits;
     private readonly int _maxRecordBytes;
+    private readonly HintWriter? _hintWriter;
+    private readonly Compactor? _compactor;
+    private readonly SemaphoreSlim _maintenance = new(1, 1);   // one compaction or hint write at a time
+    private readonly List<Task> _backgroundWork = [];          // guarded by itself
+    private readonly CancellationTokenSource _closing = new();
+    private readonly SemaphoreSlim _compactionWake = new(0);
+    private readonly Task? _compactionLoop;
+    private volatile CompactionResult? _lastCompaction;
+    private int _compactionRunning;
     private int _disposed;
 
     private BitcaskStore(IStorageFileSystem fs, string directory, BitcaskOptions options, ILogger logger, StoreRecovery recovery, IDisposable? storeLock)
@@ -55,6 +64,16 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
                 recovery.NextSequence, recovery.NextSegmentId, recovery.LastWriteSegmentId);
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
+            _hintWriter = new HintWriter(fs, directory, _limits);
+            _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _hintWriter, logger);
+            _writer.SegmentSealed += segment =>
+            {
+                ScheduleHint(segment);
+                if (_options.CompactionEnabled) _compactionWake.Release();
+            };
+            foreach (var segment in recovery.SegmentsWithoutHint) ScheduleHint(segment);
+            if (options.CompactionEnabled)
+                _compactionLoop = Task.Factory.StartNew(CompactionLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
             var period = options.Durability switch
             {
                 Durability.Buffered => options.SyncInterval ?? TimeSpan.FromMilliseconds(100),
@@ -398,6 +417,132 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         }
     }
 
+    // ------------------------------------------------------------------ compaction and hints
+
+    /// <summary>
+    /// Compacts now: seals the active segment, then merges every sealed segment into new ones holding only live records
+    /// (and the tombstones still needed), with hint files. Reads and writes continue meanwhile. Waits for a background
+    /// compaction in progress. Returns what it did; <see cref="CompactionResult.Cancelled"/> when <paramref name="ct"/> fired
+    /// (nothing changed).
+    /// </summary>
+    public CompactionResult Compact(CancellationToken ct = default)
+    {
+        var commit = WritableCommit();
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
+        try
+        {
+            _maintenance.Wait(linked.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            ThrowIfDisposed();
+            return new CompactionResult { Cancelled = true };
+        }
+        try
+        {
+            ThrowIfDisposed();
+            var seal = new WriteRequest();
+            seal.Reset(WriteRequestKind.Seal);
+            commit.Submit(seal);
+            var sealedSegments = _segments.Snapshot().Where(s => !s.IsActive).ToList();
+            var worthIt = sealedSegments.Count > 1 || sealedSegments.Any(s => s.LiveBytes < s.RecordBytes) || _keyDir.HasExpiringEntries;
+            return RunCompaction(worthIt ? sealedSegments : [], linked.Token);
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    private CompactionResult RunCompaction(IReadOnlyList<Segment> inputs, CancellationToken ct)
+    {
+        Interlocked.Exchange(ref _compactionRunning, 1);
+        try
+        {
+            var result = _compactor!.Run(inputs, ct);
+            if (result.SegmentsIn > 0 && !result.Cancelled) _lastCompaction = result;
+            return result;
+        }
+        finally
+        {
+            Interlocked.Exchange(ref _compactionRunning, 0);
+        }
+    }
+
+    /// <summary>Background compaction: wakes after each rollover and every <see cref="BitcaskOptions.CompactionCheckInterval"/>.</summary>
+    private void CompactionLoop()
+    {
+        var token = _closing.Token;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                _compactionWake.Wait(_options.CompactionCheckInterval, token);
+                if (token.IsCancellationRequested || _writer!.RefuseReason is not null) return;
+                var inputs = ChooseBackgroundInputs();
+                if (inputs.Count == 0) continue;
+                if (!_maintenance.Wait(0)) continue; // a manual compaction or a hint write is running; check again later
+                try
+                {
+                    RunCompaction(ChooseBackgroundInputs(), token);
+                }
+                finally
+                {
+                    _maintenance.Release();
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+            catch (Exception)
+            {
+                // Logged by the compactor; the inputs are unchanged and the next check retries.
+                if (token.WaitHandle.WaitOne(_options.CompactionCheckInterval)) return;
+            }
+        }
+    }
+
+    /// <summary>Sealed segments past the fragmentation threshold, or every sealed segment with dead bytes once the store's
+    /// dead bytes pass <see cref="BitcaskOptions.CompactionDeadBytesThreshold"/>. Expired keys count as dead.</summary>
+    private List<Segment> ChooseBackgroundInputs()
+    {
+        var sealedSegments = _segments.Snapshot().Where(s => !s.IsActive).ToList();
+        if (sealedSegments.Count < _options.CompactionMinSegments) return [];
+        var expired = _keyDir.HasExpiringEntries ? _keyDir.ExpiredBytesBySegment(Now) : null;
+        long Dead(Segment s) => Math.Max(0, s.RecordBytes - s.LiveBytes) + (expired is not null && expired.TryGetValue(s.Id, out var e) ? e : 0);
+        var totalDead = sealedSegments.Sum(Dead);
+        if (totalDead >= _options.CompactionDeadBytesThreshold && totalDead > 0)
+            return sealedSegments.Where(s => Dead(s) > 0).ToList();
+        return sealedSegments.Where(s => s.RecordBytes > 0 && Dead(s) >= _options.CompactionFragmentationThreshold * s.RecordBytes && Dead(s) > 0).ToList();
+    }
+
+    /// <summary>Writes a sealed segment's hint file in the background (serialized with compaction).</summary>
+    private void ScheduleHint(Segment segment)
+    {
+        var task = Task.Run(() =>
+        {
+            _maintenance.Wait();
+            try
+            {
+                _hintWriter!.WriteFor(segment);
+            }
+            catch (Exception e)
+            {
+                Log.HintWriteFailed(_logger, segment.Id, e.Message); // only slows the next open: it scans the segment instead
+            }
+            finally
+            {
+                _maintenance.Release();
+            }
+        });
+        lock (_backgroundWork)
+        {
+            _backgroundWork.RemoveAll(t => t.IsCompleted);
+            _backgroundWork.Add(task);
+        }
+    }
+
     // ------------------------------------------------------------------ stats
 
     /// <summary>Keys, segments with live and dead bytes, and what recovery found.</summary>
@@ -439,6 +584,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             OpenDuration = _openDuration,
             ReadOnly = _options.ReadOnly,
             WriteFailure = _writer?.Failure?.Message,
+            CompactionRunning = Volatile.Read(ref _compactionRunning) != 0,
+            LastCompaction = _lastCompaction,
         };
     }
 
@@ -449,13 +596,16 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _syncTimer?.Dispose();
+        _closing.Cancel();
+        _compactionWake.Release();
+        try { _compactionLoop?.Wait(); } catch (AggregateException) { }
         if (_writer is not null && _commit is not null)
         {
             _writer.Close(nameof(BitcaskStore));
             if (_writer.Failure is null)
             {
                 var request = new WriteRequest();
-                request.Reset(WriteRequestKind.Close);
+                request.Reset(WriteRequestKind.Seal);
                 try
                 {
                     _commit.Submit(request, evenIfRefused: true);
@@ -466,6 +616,10 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 }
             }
         }
+        Task[] pending;
+        lock (_backgroundWork) pending = [.. _backgroundWork];
+        try { Task.WaitAll(pending); } catch (AggregateException) { }
+        _maintenance.Wait(); // a manual Compact on another thread finishes (it was cancelled) before files close
         _segments.RetireAll();
         _lock?.Dispose();
     }
@@ -528,5 +682,6 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
 
     internal KeyDir KeyDirForTests => _keyDir;
+    internal Compactor? CompactorForTests => _compactor;
     internal SegmentSet SegmentsForTests => _segments;
 }

@@ -8,8 +8,8 @@ internal enum WriteRequestKind : byte
     Flush,
     /// <summary>Hand buffered bytes to the OS and fdatasync.</summary>
     Sync,
-    /// <summary>Sync, then seal the active segment (store close).</summary>
-    Close,
+    /// <summary>Sync, then seal the active segment; the next write starts a new one (compaction, store close).</summary>
+    Seal,
 }
 
 /// <summary>One caller's write waiting in the group-commit queue. Reused per thread for synchronous calls.</summary>

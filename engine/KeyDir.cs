@@ -197,6 +197,37 @@ internal sealed class KeyDir
         }
     }
 
+    /// <summary>True when some entry carries an expiry.</summary>
+    public bool HasExpiringEntries
+    {
+        get
+        {
+            foreach (var s in _stripes)
+                if (Volatile.Read(ref s.ExpiringCount) > 0) return true;
+            return false;
+        }
+    }
+
+    /// <summary>Record bytes of expired entries per segment (for choosing compaction inputs).</summary>
+    public Dictionary<uint, long> ExpiredBytesBySegment(long now)
+    {
+        var result = new Dictionary<uint, long>();
+        foreach (var s in _stripes)
+        {
+            lock (s)
+            {
+                if (s.ExpiringCount == 0) continue;
+                for (var i = 0; i < s.Used; i++)
+                {
+                    ref var e = ref s.Entries[i];
+                    if ((e.Flags & (Entry.InUse | Entry.HasExpiry)) == (Entry.InUse | Entry.HasExpiry) && s.Expiry![i] <= now)
+                        result[e.SegmentId] = result.GetValueOrDefault(e.SegmentId) + e.Length;
+                }
+            }
+        }
+        return result;
+    }
+
     /// <summary>Entries whose expiry (if any) is after <paramref name="now"/>.</summary>
     public long CountUnexpired(long now)
     {
@@ -456,6 +487,7 @@ internal sealed class KeyDir
                     RemoveAt(found, previous);
                 }
                 Seq = null;
+                if (Used + (Used >> 3) + 4 < Entries.Length) GrowEntries(Math.Max(4, Used + (Used >> 4) + 4)); // give back an over-estimate
                 if (KeysUsed < Keys.Length - 64 && Keys.Length > 2 * KeysUsed) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 3)));
             }
         }

@@ -57,7 +57,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         var sync = _options.Durability == Durability.Synced;
         var flush = _options.Durability != Durability.Buffered;
         if (_failure is { } failed) throw new IOException(failed.Message, failed);
-        var close = false;
+        var seal = false;
         var now = _options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
@@ -71,21 +71,23 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                     case WriteRequestKind.Flush:
                         flush = true;
                         continue;
-                    case WriteRequestKind.Close:
-                        close = sync = flush = true;
+                    case WriteRequestKind.Seal:
+                        seal = sync = flush = true;
                         continue;
                 }
                 var record = r.Buffer.AsSpan(0, r.Length);
                 var segment = SegmentWithRoomFor(r.Length);
                 StampSequences(record);
                 var offset = segment.Append(record);
+                if (segment.MinSequence == 0) segment.MinSequence = RecordCodec.ReadSequence(record);
+                segment.MaxSequence = _nextSequence - 1;
                 ApplyToKeyDir(r, segment, (int)offset, now);
             }
             if (_active is { } active)
             {
                 if (flush) active.Flush();
                 if (sync) active.Sync(); // acknowledged writes of this group survive power loss from here on
-                if (close)
+                if (seal)
                 {
                     active.SealForReading();
                     _active = null;

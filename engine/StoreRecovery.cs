@@ -47,9 +47,8 @@ internal sealed class StoreRecovery
     public int HintedSegments { get; private set; }
     public TimeSpan Elapsed { get; private set; }
 
-    /// <summary>Loads the hint file of a segment into the keydir; false (after logging why) when it is missing or unusable.
-    /// Set by the hint-file feature; null means always scan.</summary>
-    public Func<Segment, KeyDir, bool>? HintLoader { get; init; }
+    /// <summary>Sealed segments without a usable hint file (a read-write store writes theirs after open).</summary>
+    public List<Segment> SegmentsWithoutHint { get; } = [];
 
     private bool ReadOnly => _options.ReadOnly;
 
@@ -79,7 +78,7 @@ internal sealed class StoreRecovery
         CheckForMissingSegments(candidates);
 
         var newestWrite = candidates.Where(c => c.Header.Kind == SegmentKind.Write).Select(c => c.Header.SegmentId).DefaultIfEmpty(0u).Max();
-        KeyDir.BeginRecovery(0);
+        KeyDir.BeginRecovery(EstimateKeys(candidates));
         ulong maxSequence = 0;
         foreach (var c in candidates.OrderBy(c => c.Header.SegmentId))
         {
@@ -94,6 +93,29 @@ internal sealed class StoreRecovery
         if (_directoryChanged) _fs.SyncDirectory(_directory); // removals and truncations made by recovery are durable before new writes
         NextSequence = maxSequence + 1;
         LastWriteSegmentId = newestWrite;
+    }
+
+    /// <summary>Pre-sizing the keydir avoids rehashing while loading: hint entries are about 32 bytes plus the key,
+    /// records about 32 bytes plus key and value; when unknown, assume 64 bytes per record.</summary>
+    private long EstimateKeys(List<Candidate> candidates)
+    {
+        long estimate = 0;
+        foreach (var c in candidates)
+        {
+            var hint = Path.Combine(_directory, StoreFiles.HintName(c.Header.SegmentId));
+            if (_hintIds.Contains(c.Header.SegmentId))
+            {
+                try
+                {
+                    using var f = _fs.OpenFile(hint, StorageOpenMode.ReadOnly);
+                    estimate += f.Length / 48;
+                    continue;
+                }
+                catch (IOException) { }
+            }
+            estimate += c.Length / 160;
+        }
+        return estimate;
     }
 
     private sealed record Candidate(SegmentHeader Header, IStorageFile File, long Length);
@@ -118,6 +140,18 @@ internal sealed class StoreRecovery
     private List<Candidate> ReadHeaders(IReadOnlyList<string> names)
     {
         var ids = names.Select(n => StoreFiles.TryParseId(n, StoreFiles.SegmentExtension, out var id) ? id : 0).Where(id => id != 0).OrderBy(id => id).ToList();
+        _hintIds = names.Select(n => StoreFiles.TryParseId(n, StoreFiles.HintExtension, out var id) ? id : 0).Where(id => id != 0).ToHashSet();
+        foreach (var orphan in _hintIds.Where(h => !ids.Contains(h)).ToList())
+        {
+            // A hint whose segment is gone (removed by a compaction whose hint deletion was interrupted) describes nothing.
+            var path = Path.Combine(_directory, StoreFiles.HintName(orphan));
+            _hintIds.Remove(orphan);
+            if (ReadOnly) continue;
+            _fs.Delete(path);
+            _directoryChanged = true;
+            Log.RemovedLeftover(_logger, path, "hint file without a segment");
+            _findings.Add(new RecoveryFinding(path, 0, "hint file without a segment", "removed"));
+        }
         var result = new List<Candidate>();
         var highest = ids.Count == 0 ? 0 : ids[^1];
         foreach (var id in ids)
@@ -245,13 +279,15 @@ internal sealed class StoreRecovery
         var path = Path.Combine(_directory, StoreFiles.SegmentName(c.Header.SegmentId));
         var mapping = c.File.Map(c.Length);
         var segment = Segment.Open(c.Header, c.File, c.Length, mapping);
-        if (HintLoader is { } loadHint && loadHint(segment, KeyDir))
+        if (TryLoadHint(segment))
         {
             HintedSegments++;
+            segment.HasHint = true;
             return segment;
         }
         var data = mapping is not null ? mapping.GetSpan(0, (int)c.Length) : ReadAll(c.File, c.Length);
         var end = Scan(segment, path, data, isNewestWrite && c.Header.Kind == SegmentKind.Write);
+        if (end == c.Length) SegmentsWithoutHint.Add(segment);
         if (end < c.Length && !ReadOnly)
         {
             // Cut the torn tail so the next writer never appends after garbage.
@@ -265,10 +301,56 @@ internal sealed class StoreRecovery
             var reopened = Segment.Open(c.Header, file, end, file.Map(end));
             reopened.MinSequence = segment.MinSequence;
             reopened.MaxSequence = segment.MaxSequence;
+            SegmentsWithoutHint.Add(reopened);
             return reopened;
         }
         return segment;
     }
+
+    /// <summary>Fills the keydir from the segment's hint file when it is present and whole (validated completely before
+    /// anything is applied); otherwise logs why and returns false so the segment is scanned.</summary>
+    private bool TryLoadHint(Segment segment)
+    {
+        var path = Path.Combine(_directory, StoreFiles.HintName(segment.Id));
+        if (!_hintIds.Contains(segment.Id)) return false;
+        byte[]? bytes = null;
+        string? problem;
+        try
+        {
+            using var file = _fs.OpenFile(path, StorageOpenMode.ReadOnly);
+            var length = file.Length;
+            if (length > int.MaxValue) problem = "hint file is larger than 2 GiB";
+            else
+            {
+                bytes = ReadAll(file, length);
+                problem = HintFile.Validate(bytes, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out _);
+            }
+        }
+        catch (IOException e)
+        {
+            problem = "hint file unreadable: " + e.Message;
+        }
+        if (problem is not null)
+        {
+            Log.HintRejected(_logger, path, problem);
+            _findings.Add(new RecoveryFinding(path, 0, problem, ReadOnly ? "segment scanned instead" : "segment scanned instead; hint rewritten"));
+            return false;
+        }
+        ulong min = ulong.MaxValue, max = 0;
+        var reader = new HintFile.Reader(bytes.AsSpan(0, bytes!.Length - HintFile.TrailerSize));
+        while (reader.Next(out var entry, out var key, out _))
+        {
+            min = Math.Min(min, entry.Sequence);
+            max = Math.Max(max, entry.Sequence);
+            KeyDir.Recover(key, new KeyLocation(segment.Id, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
+                entry.Kind == RecordKind.Tombstone, out _, out _);
+        }
+        segment.MinSequence = min == ulong.MaxValue ? 0 : min;
+        segment.MaxSequence = max;
+        return true;
+    }
+
+    private HashSet<uint> _hintIds = [];
 
     private static byte[] ReadAll(IStorageFile file, long length)
     {
@@ -300,7 +382,7 @@ internal sealed class StoreRecovery
             }
             if (scanner.Error is null) break; // clean end
             var bad = scanner.Position;
-            var next = SegmentScanner.FindNextValid(data, bad + 1, _limits);
+            var next = SegmentScanner.FindNextValidAfter(data, bad, _limits);
             if (mayHaveTornTail && next < 0)
             {
                 var bytes = data.Length - bad;

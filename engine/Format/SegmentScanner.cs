@@ -49,13 +49,37 @@ internal ref struct SegmentScanner
         return true;
     }
 
-    /// <summary>Moves past a damaged region: to the next offset after <paramref name="from"/> where a whole valid record
+    /// <summary>Moves past a damaged region: to the next offset after <paramref name="bad"/> where a whole valid record
     /// starts, or to the end. Returns that offset, or -1 when nothing valid follows.</summary>
-    public int SkipTo(int from)
+    public int SkipTo(int bad)
     {
-        var next = FindNextValid(_data, from + 1, _limits);
+        var next = FindNextValidAfter(_data, bad, _limits);
         Position = next < 0 ? _data.Length : next;
         return next;
+    }
+
+    /// <summary>
+    /// The first whole valid record after the invalid record at <paramref name="bad"/>, or -1 when there is none (a torn
+    /// tail). The entries nested in a batch are valid records themselves, so when the bad record is a batch whose entries
+    /// run on intact up to the damage (a batch torn by a crash), the search starts where that chain breaks: a torn batch
+    /// at the end of a file is a torn tail, not damage followed by valid data.
+    /// </summary>
+    public static int FindNextValidAfter(ReadOnlySpan<byte> data, int bad, RecordLimits limits)
+    {
+        var from = bad + 1;
+        if (bad + RecordCodec.HeaderSize <= data.Length && (RecordKind)data[bad + 4] == RecordKind.Batch)
+        {
+            var p = bad + RecordCodec.HeaderSize;
+            while (p < data.Length)
+            {
+                var rest = data[p..];
+                var check = RecordCodec.CheckHeader(rest, rest.Length, limits, nested: true);
+                if (!check.IsValid || RecordCodec.CheckBody(rest[..check.Length], limits) is not null) break;
+                p += check.Length;
+            }
+            if (p > bad + RecordCodec.HeaderSize) from = p;
+        }
+        return FindNextValid(data, from, limits);
     }
 
     /// <summary>The first offset at or after <paramref name="from"/> where a whole valid record starts, or -1.

@@ -1,0 +1,175 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Hashing;
+
+namespace Bitcask.Format;
+
+/// <summary>One hint entry: where a record is and what open needs to know about it, without its value.</summary>
+internal readonly record struct HintEntry(RecordKind Kind, uint Offset, uint Length, ulong Sequence, long ExpiresAt);
+
+/// <summary>
+/// Hint files (FORMAT.md §4): for one sealed segment, every put and tombstone it holds, without values, so open fills the
+/// keydir by reading a fraction of the bytes. Layout:
+/// <code>
+/// header  32 B: "BCHT", u16 version, u16 0, u32 segment id, u32 0, u64 segment length, u32 0, u32 CRC-32 of [0,28)
+/// entry   32 B + key: u32 CRC-32 of [4, 32+keyLength), u8 kind, u8 0, u16 keyLength, u32 offset, u32 length,
+///                     u64 sequence, i64 expiresAt, key
+/// trailer 24 B: "BCHE", u32 0, u64 entry count, u32 CRC-32 of every byte before the trailer, u32 CRC-32 of [0,20)
+/// </code>
+/// </summary>
+internal static class HintFile
+{
+    public const uint HeaderMagic = 0x54484342;  // "BCHT"
+    public const uint TrailerMagic = 0x45484342; // "BCHE"
+    public const ushort Version = 1;
+    public const int HeaderSize = 32;
+    public const int EntryHeaderSize = 32;
+    public const int TrailerSize = 24;
+
+    /// <summary>Builds the hint bytes for a segment by walking its (already validated) records.</summary>
+    public static void Build(ReadOnlySpan<byte> segmentData, int recordsStart, uint segmentId, RecordLimits limits, ArrayBufferWriter<byte> output)
+    {
+        output.ResetWrittenCount();
+        var header = output.GetSpan(HeaderSize)[..HeaderSize];
+        header.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(header, HeaderMagic);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], segmentId);
+        BinaryPrimitives.WriteUInt64LittleEndian(header[16..], (ulong)segmentData.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], Crc32.HashToUInt32(header[..28]));
+        output.Advance(HeaderSize);
+
+        ulong count = 0;
+        var scanner = new SegmentScanner(segmentData, recordsStart, limits);
+        while (scanner.Next(out var offset, out var record))
+        {
+            var entries = new RecordEntries(record, offset);
+            while (entries.Next(out var entryOffset, out var entry))
+            {
+                AppendEntry(output, new HintEntry(RecordCodec.ReadKind(entry), (uint)entryOffset, (uint)entry.Length,
+                    RecordCodec.ReadSequence(entry), RecordCodec.ReadExpiresAt(entry)), RecordCodec.Key(entry));
+                count++;
+            }
+        }
+        if (scanner.Error is not null)
+            throw new InvalidDataException($"segment {segmentId} has an invalid record at offset {scanner.Position}: {scanner.Error}");
+        AppendTrailer(output, count);
+    }
+
+    public static void AppendEntry(ArrayBufferWriter<byte> output, HintEntry entry, ReadOnlySpan<byte> key)
+    {
+        var span = output.GetSpan(EntryHeaderSize + key.Length)[..(EntryHeaderSize + key.Length)];
+        span[4] = (byte)entry.Kind;
+        span[5] = 0;
+        BinaryPrimitives.WriteUInt16LittleEndian(span[6..], (ushort)key.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[8..], entry.Offset);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[12..], entry.Length);
+        BinaryPrimitives.WriteUInt64LittleEndian(span[16..], entry.Sequence);
+        BinaryPrimitives.WriteInt64LittleEndian(span[24..], entry.ExpiresAt);
+        key.CopyTo(span[EntryHeaderSize..]);
+        BinaryPrimitives.WriteUInt32LittleEndian(span, Crc32.HashToUInt32(span[4..]));
+        output.Advance(span.Length);
+    }
+
+    public static void AppendTrailer(ArrayBufferWriter<byte> output, ulong count)
+    {
+        var bodyCrc = Crc32.HashToUInt32(output.WrittenSpan);
+        var trailer = output.GetSpan(TrailerSize)[..TrailerSize];
+        trailer.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer, TrailerMagic);
+        BinaryPrimitives.WriteUInt64LittleEndian(trailer[8..], count);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer[16..], bodyCrc);
+        BinaryPrimitives.WriteUInt32LittleEndian(trailer[20..], Crc32.HashToUInt32(trailer[..20]));
+        output.Advance(TrailerSize);
+    }
+
+    /// <summary>Writes a fresh header for the given segment into the first <see cref="HeaderSize"/> bytes of <paramref name="output"/>.</summary>
+    public static void BeginIncremental(ArrayBufferWriter<byte> output, uint segmentId)
+    {
+        output.ResetWrittenCount();
+        var header = output.GetSpan(HeaderSize)[..HeaderSize];
+        header.Clear();
+        BinaryPrimitives.WriteUInt32LittleEndian(header, HeaderMagic);
+        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], Version);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], segmentId);
+        output.Advance(HeaderSize);
+    }
+
+    /// <summary>Fills in the segment length (known only when a compaction output is complete) and the header CRC.</summary>
+    public static void FinishIncrementalHeader(Span<byte> hint, long segmentLength)
+    {
+        BinaryPrimitives.WriteUInt64LittleEndian(hint[16..], (ulong)segmentLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(hint[28..], Crc32.HashToUInt32(hint[..28]));
+    }
+
+    /// <summary>
+    /// Checks a whole hint file against its segment: header, trailer, whole-file CRC, then every entry's CRC and bounds.
+    /// Returns null when it can be used, else why not. Nothing is applied until this passes.
+    /// </summary>
+    public static string? Validate(ReadOnlySpan<byte> hint, uint segmentId, long segmentLength, int recordsStart, int maxKeyBytes, out ulong entryCount)
+    {
+        entryCount = 0;
+        if (hint.Length < HeaderSize + TrailerSize) return $"hint file is cut short ({hint.Length} bytes)";
+        var header = hint[..HeaderSize];
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header) != HeaderMagic) return "hint header has a wrong magic number";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header[28..]) != Crc32.HashToUInt32(header[..28])) return "hint header CRC mismatch";
+        if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) != Version) return $"hint format version {BinaryPrimitives.ReadUInt16LittleEndian(header[4..])} is not supported";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header[8..]) != segmentId) return "hint names another segment";
+        var covered = BinaryPrimitives.ReadUInt64LittleEndian(header[16..]);
+        if (covered != (ulong)segmentLength) return $"hint describes {covered} bytes of segment data but the segment has {segmentLength} (stale hint)";
+        var trailer = hint[^TrailerSize..];
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer) != TrailerMagic) return "hint trailer missing (truncated hint file)";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[20..]) != Crc32.HashToUInt32(trailer[..20])) return "hint trailer CRC mismatch";
+        var body = hint[..^TrailerSize];
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(body)) return "hint file CRC mismatch";
+        var expected = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);
+        var reader = new Reader(body);
+        while (reader.Next(out var entry, out var key, out var error))
+        {
+            if (key.Length > maxKeyBytes) return $"hint entry at offset {reader.Position} has a {key.Length}-byte key, over the limit {maxKeyBytes}";
+            if (entry.Offset < recordsStart || (long)entry.Offset + entry.Length > segmentLength || entry.Length < RecordCodec.HeaderSize + key.Length)
+                return $"hint entry points outside the segment's records (offset {entry.Offset}, length {entry.Length})";
+            entryCount++;
+        }
+        if (reader.Error is { } problem) return problem;
+        if (entryCount != expected) return $"hint trailer counts {expected} entries but the file holds {entryCount}";
+        return null;
+    }
+
+    /// <summary>Walks the entries of a hint (after <see cref="Validate"/>).</summary>
+    public ref struct Reader
+    {
+        private readonly ReadOnlySpan<byte> _body;
+
+        /// <param name="body">The hint bytes without the trailer.</param>
+        public Reader(ReadOnlySpan<byte> body)
+        {
+            _body = body;
+            Position = HeaderSize;
+        }
+
+        public int Position { get; private set; }
+        public string? Error { get; private set; }
+
+        public bool Next(out HintEntry entry, out ReadOnlySpan<byte> key, out string? error)
+        {
+            entry = default;
+            key = default;
+            error = null;
+            if (Position >= _body.Length) return false;
+            var rest = _body[Position..];
+            if (rest.Length < EntryHeaderSize) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
+            var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(rest[6..]);
+            if (rest.Length < EntryHeaderSize + keyLength) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
+            var span = rest[..(EntryHeaderSize + keyLength)];
+            if (BinaryPrimitives.ReadUInt32LittleEndian(span) != Crc32.HashToUInt32(span[4..])) { Error = error = $"hint entry at offset {Position}: CRC mismatch"; return false; }
+            var kind = (RecordKind)span[4];
+            if (kind is not (RecordKind.Put or RecordKind.Tombstone) || span[5] != 0) { Error = error = $"hint entry at offset {Position}: unknown kind {(byte)kind}"; return false; }
+            entry = new HintEntry(kind, BinaryPrimitives.ReadUInt32LittleEndian(span[8..]), BinaryPrimitives.ReadUInt32LittleEndian(span[12..]),
+                BinaryPrimitives.ReadUInt64LittleEndian(span[16..]), BinaryPrimitives.ReadInt64LittleEndian(span[24..]));
+            key = span[EntryHeaderSize..];
+            Position += span.Length;
+            return true;
+        }
+    }
+}

@@ -1,0 +1,108 @@
+using System.Text;
+
+namespace Bitcask.Tests;
+
+public class CompactionTests
+{
+    private static readonly BitcaskOptions Small = new()
+    {
+        MaxSegmentBytes = 16 * 1024,
+        MaxValueBytes = 2048,
+        CompactionEnabled = false,
+    };
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    [Fact]
+    public void Compaction_reclaims_overwritten_bytes_and_keeps_newest_values_across_reopen()
+    {
+        using var dir = new TempDirectory();
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+        {
+            for (var round = 0; round < 5; round++)
+                for (var i = 0; i < 200; i++) store.Put($"key{i}", $"value{i}-round{round}");
+            var before = store.GetStats();
+            var result = store.Compact();
+            var after = store.GetStats();
+            Assert.True(result.SegmentsIn > 1);
+            Assert.Equal(200, result.RecordsKept);
+            Assert.True(after.TotalBytes < before.TotalBytes / 3, $"{after.TotalBytes} vs {before.TotalBytes}");
+            Assert.Equal(0, after.DeadBytes);
+            for (var i = 0; i < 200; i++) Assert.Equal($"value{i}-round4", store.GetString($"key{i}"));
+        }
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+        {
+            Assert.Equal(200, store.Count);
+            for (var i = 0; i < 200; i++) Assert.Equal($"value{i}-round4", store.GetString($"key{i}"));
+            Assert.All(store.GetStats().Segments, s => Assert.True(s.HasHintFile));
+        }
+    }
+
+    [Fact]
+    public void Deleted_key_stays_deleted_after_partial_merge_of_the_tombstone_segment_and_reopen()
+    {
+        using var dir = new TempDirectory();
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+        {
+            store.Put("victim", "old value");
+            for (var i = 0; i < 100; i++) store.Put($"filler{i}", new string('x', 200)); // rolls over
+            store.Delete("victim");
+            for (var i = 0; i < 100; i++) store.Put($"filler{i}", new string('y', 200));
+            // Merge only the segments after the one holding the old value.
+            var segments = store.SegmentsForTests.Snapshot().Where(s => !s.IsActive).ToList();
+            var first = segments.First();
+            Assert.True(store.KeyDirForTests.Count > 0);
+            var result = store.CompactorForTests!.Run(segments.Skip(1).ToList(), CancellationToken.None);
+            Assert.True(result.TombstonesKept >= 1);
+            Assert.Null(store.GetString("victim"));
+        }
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+            Assert.Null(store.GetString("victim"));
+    }
+
+    [Fact]
+    public void Full_compaction_drops_tombstones_and_expired_records_from_disk()
+    {
+        using var dir = new TempDirectory();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(DateTimeOffset.UtcNow);
+        var options = Small with { TimeProvider = clock };
+        using var store = BitcaskStore.Open(dir.Path, options);
+        store.Put(B("ephemeral"), B("secret-ephemeral-value"), TimeSpan.FromMinutes(1));
+        store.Put("gone", "secret-deleted-value");
+        store.Delete("gone");
+        store.Put("kept", "v");
+        clock.Advance(TimeSpan.FromMinutes(2));
+        var result = store.Compact();
+        Assert.Equal(1, result.RecordsExpired);
+        Assert.Equal(1, result.RecordsKept);
+        Assert.Equal(0, result.TombstonesKept);
+        var bytes = Directory.GetFiles(dir.Path, "*.seg").SelectMany(File.ReadAllBytes).ToArray();
+        Assert.Equal(-1, bytes.AsSpan().IndexOf(B("secret-ephemeral-value")));
+        Assert.Equal(-1, bytes.AsSpan().IndexOf(B("secret-deleted-value")));
+        Assert.Equal("v", store.GetString("kept"));
+        Assert.Equal(1, store.Count);
+    }
+
+    [Fact]
+    public void Background_compaction_keeps_an_overwrite_heavy_store_small()
+    {
+        using var dir = new TempDirectory();
+        var options = Small with { CompactionEnabled = true, CompactionCheckInterval = TimeSpan.FromMilliseconds(20) };
+        using (var store = BitcaskStore.Open(dir.Path, options))
+        {
+            var value = new string('v', 100);
+            for (var round = 0; round < 40; round++)
+                for (var i = 0; i < 100; i++) store.Put($"key{i:D3}", value + round);
+            var deadline = DateTime.UtcNow.AddSeconds(20);
+            while (store.GetStats().LastCompaction is null && DateTime.UtcNow < deadline) Thread.Sleep(20);
+            Thread.Sleep(200);
+            var stats = store.GetStats();
+            Assert.NotNull(stats.LastCompaction);
+            // 100 live keys of ~140 bytes each: the directory stays within a few segments, not 40 rounds' worth.
+            Assert.True(stats.TotalBytes < 100 * 140 * 8, $"store holds {stats.TotalBytes} bytes");
+            for (var i = 0; i < 100; i++) Assert.Equal(value + 39, store.GetString($"key{i:D3}"));
+        }
+        using (var store = BitcaskStore.Open(dir.Path, options))
+            for (var i = 0; i < 100; i++) Assert.Equal(new string('v', 100) + 39, store.GetString($"key{i:D3}"));
+    }
+}
