@@ -53,7 +53,7 @@ public static class Compare
                 if (result.Error is not null)
                 {
                     log.WriteLine($"   {config.Id}: {result.Error}");
-                    break; // a missing library or a crash does not get better on the next run
+                    if (result.Metrics.Count <= 1) break; // nothing measured (e.g. a missing native library): another run will not help
                 }
             }
             summaries.Add(Summarize(config, results));
@@ -135,7 +135,7 @@ public static class Compare
 
     public static ConfigSummary Summarize(StoreConfig config, List<RunResult> results)
     {
-        var ok = results.Where(r => r.Error is null).ToList();
+        var ok = results; // partial results of a failed run still count for the workloads it finished
         var median = ok.SelectMany(r => r.Metrics.Keys).Distinct()
             .ToDictionary(k => k, k => Median(ok.Where(r => r.Metrics.ContainsKey(k)).Select(r => r.Metrics[k])));
         var settings = results.Select(r => r.Settings).FirstOrDefault(s => !string.IsNullOrEmpty(s)) ?? "";
@@ -197,7 +197,7 @@ public static class Compare
             sb.AppendLine();
             sb.AppendLine("| store | settings | reopen to first get | disk after fill | after overwrite | after compaction | peak RSS | keydir B/key | managed B/key |");
             sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-            foreach (var c in throughput.Where(c => c.Error is null))
+            foreach (var c in throughput.Where(c => c.Median.ContainsKey("fill")))
                 sb.AppendLine($"| {c.Store} | {c.Settings} | {Ms(c, "reopen.ms")} | {B(c, "space.fill")} | {B(c, "space.overwrite")} | {B(c, "space.compacted")} | {B(c, "rss.peak")} | {F(c, "keydir.bytes_per_key")} | {F(c, "managed.bytes_per_key")} |");
             sb.AppendLine();
         }
@@ -208,7 +208,7 @@ public static class Compare
         {
             sb.AppendLine("### notes");
             sb.AppendLine();
-            foreach (var c in problems) sb.AppendLine($"- **{c.Id} not measured**: {c.Error}");
+            foreach (var c in problems) sb.AppendLine($"- **{c.Id} failed** ({c.Runs.Count(r => r.Error is not null)} of {c.Runs.Count} runs; workloads it finished are in the tables): {c.Error}");
             foreach (var n in notes) sb.AppendLine($"- {n}");
             sb.AppendLine();
         }
@@ -217,7 +217,7 @@ public static class Compare
 
     private static void AppendMetric(StringBuilder sb, Report report, Metrics.Definition metric, string role, ConfigSummary? reference)
     {
-        var rows = report.Configs.Where(c => c.Role == role && c.Error is null && c.Median.ContainsKey(metric.Key)).ToList();
+        var rows = report.Configs.Where(c => c.Role == role && c.Median.ContainsKey(metric.Key)).ToList();
         if (rows.Count == 0) return;
         var refValue = reference?.Median.GetValueOrDefault(metric.Key, double.NaN) ?? double.NaN;
         sb.AppendLine($"### {metric.Title}");

@@ -6,8 +6,8 @@ namespace Bitcask.Bench.Harness;
 
 /// <summary>
 /// Get and Put latency percentiles of this engine (Flushed) under the mixed workload (90% get / 10% put, 2 threads):
-/// first for a fixed time on a quiet store, then while one compaction runs (after every key was overwritten once so
-/// that half the data is dead). The second part runs only when the engine has <c>BitcaskStore.Compact</c>.
+/// first for a fixed time on a quiet store, then while one <c>BitcaskStore.Compact</c> runs (after every key was
+/// overwritten once so that half the data is dead).
 /// </summary>
 public static class LatencyMode
 {
@@ -54,11 +54,6 @@ public static class LatencyMode
         }
         var phases = new List<Phase> { Mixed("quiet store", store, space, keys, () => false, duration) };
 
-        if (!BitcaskKv.HasCompact)
-        {
-            compactionNote = "With compaction: not measured, BitcaskStore.Compact(CancellationToken) is not in this engine build yet.";
-            return phases;
-        }
         for (long i = 0; i < keys; i++) // every key once more: half of the data is now dead
         {
             KeySpace.Key(i, key);
@@ -68,13 +63,13 @@ public static class LatencyMode
         var compaction = Task.Factory.StartNew(() =>
         {
             var timer = Stopwatch.StartNew();
-            BitcaskKv.TryCompact(store, CancellationToken.None, out _);
-            return timer.Elapsed;
+            var result = store.Compact();
+            return (timer.Elapsed, result);
         }, TaskCreationOptions.LongRunning);
         phases.Add(Mixed("during compaction", store, space, keys, () => compaction.IsCompleted, TimeSpan.FromHours(1)));
-        var compactionTime = compaction.GetAwaiter().GetResult();
+        var (compactionTime, compacted) = compaction.GetAwaiter().GetResult();
         var stats = store.GetStats();
-        compactionNote = $"The compaction took {compactionTime.TotalMilliseconds:F0} ms (the second phase runs exactly while it runs); " +
+        compactionNote = $"The compaction took {compactionTime.TotalMilliseconds:F0} ms ({compacted.SegmentsIn} segment(s) in, {compacted.SegmentsOut} out, {compacted.RecordsDropped:N0} records dropped; the second phase runs exactly while it runs); " +
                          $"after it: {stats.Segments.Count} segment(s), {Compare.Bytes(stats.TotalBytes)} on disk, {stats.Fragmentation:P0} dead.";
         return phases;
     }

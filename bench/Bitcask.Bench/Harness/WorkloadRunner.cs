@@ -24,6 +24,9 @@ public sealed record RunOptions(long Keys, int ValueSize, double Seconds, double
 public sealed class WorkloadRunner(StoreConfig config, string directory, RunOptions options, TextWriter? log = null)
 {
     private readonly KeySpace _space = new(options.ValueSize);
+
+    /// <summary>How long past its time limit a workload may run before the store counts as hung.</summary>
+    public static TimeSpan StallGrace { get; set; } = TimeSpan.FromSeconds(60);
     private IKvStore? _store;
 
     public RunResult Run()
@@ -41,6 +44,11 @@ public sealed class WorkloadRunner(StoreConfig config, string directory, RunOpti
         catch (Exception e) when (LmdbKv.IsNativeLoadFailure(e))
         {
             result.Error = config.Store == "lmdb" ? LmdbKv.NativeMissingMessage(e) : $"{config.Store}: native library could not be loaded: {e.GetBaseException().Message}";
+        }
+        catch (StoreStalledException e)
+        {
+            result.Error = e.Message;
+            _store = null; // its threads are stuck inside it: closing would wait forever; the process exits instead
         }
         catch (Exception e)
         {
@@ -214,7 +222,13 @@ public sealed class WorkloadRunner(StoreConfig config, string directory, RunOpti
             Volatile.Write(ref deadline, Stopwatch.GetTimestamp() + (long)(limit.TotalSeconds * Stopwatch.Frequency));
             var timer = Stopwatch.StartNew();
             start.SignalAndWait();
-            foreach (var w in workers) w.Join();
+            var grace = limit + StallGrace;
+            foreach (var w in workers)
+            {
+                var left = grace - timer.Elapsed;
+                if (!w.Join(left > TimeSpan.Zero ? left : TimeSpan.Zero))
+                    throw new StoreStalledException($"{config.Id}: {threads} thread(s) made no progress for {StallGrace.TotalSeconds:F0} s past the {limit.TotalSeconds:F1} s limit; the store stopped answering (a hang). Worker stacks: use dotnet-stack on this process.");
+            }
             var elapsed = timer.Elapsed.TotalSeconds;
             if (failure is not null) throw new InvalidOperationException($"{config.Id}: a worker thread failed: {failure.Message}", failure);
             return counts.Sum() / elapsed;
@@ -270,3 +284,6 @@ public sealed class WorkloadRunner(StoreConfig config, string directory, RunOpti
         return (closeMs, timer.Elapsed.TotalMilliseconds);
     }
 }
+
+/// <summary>A workload's threads stopped making progress inside the store.</summary>
+public sealed class StoreStalledException(string message) : Exception(message);

@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Reflection;
 
 namespace Bitcask.Bench.Stores;
 
@@ -38,41 +37,12 @@ public sealed class BitcaskKv : IKvStore
 
     public void Sync() => _store.Sync();
 
-    public bool TryCompact(out string note) => TryCompact(_store, CancellationToken.None, out note);
-
-    /// <summary>
-    /// Calls <c>BitcaskStore.Compact(CancellationToken)</c> when the engine this was built against has it (it is being
-    /// added on main); looked up by reflection so that the harness builds and runs against either version.
-    /// </summary>
-    public static bool TryCompact(BitcaskStore store, CancellationToken ct, out string note)
+    public bool TryCompact(out string note)
     {
-        var method = CompactMethod;
-        if (method is null)
-        {
-            note = "BitcaskStore.Compact(CancellationToken) is not in this engine build yet; skipped";
-            return false;
-        }
-        try
-        {
-            var result = method.Invoke(store, [ct]);
-            if (result is Task task) task.GetAwaiter().GetResult();
-            else if (result is ValueTask valueTask) valueTask.AsTask().GetAwaiter().GetResult();
-            note = "BitcaskStore.Compact";
-            return true;
-        }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
-            throw;
-        }
+        var result = _store.Compact();
+        note = $"BitcaskStore.Compact: {result.SegmentsIn} segment(s) in, {result.SegmentsOut} out, {result.RecordsDropped:N0} records dropped in {result.Duration.TotalMilliseconds:F0} ms";
+        return true;
     }
-
-    /// <summary>True when this engine build has a compaction the harness can call.</summary>
-    public static bool HasCompact => CompactMethod is not null;
-
-    private static MethodInfo? CompactMethod =>
-        typeof(BitcaskStore).GetMethod("Compact", BindingFlags.Public | BindingFlags.Instance, [typeof(CancellationToken)])
-        ?? typeof(BitcaskStore).GetMethod("CompactAsync", BindingFlags.Public | BindingFlags.Instance, [typeof(CancellationToken)]);
 
     public void Dispose() => _store.Dispose();
 
