@@ -1,4 +1,6 @@
 using System.Buffers;
+using System.Reflection;
+using System.Runtime.InteropServices;
 using LightningDB;
 
 namespace Bitcask.Bench.Stores;
@@ -20,6 +22,29 @@ public sealed class LmdbKv : IKvStore
         _env = env;
         _db = db;
         Settings = settings;
+    }
+
+    static LmdbKv()
+    {
+        // The liblmdb.so inside the LightningDB package needs glibc 2.38; Debian 12 has 2.36. When the bundled library
+        // does not load, fall back to the system's (Debian package liblmdb0 installs liblmdb.so.0).
+        try
+        {
+            NativeLibrary.SetDllImportResolver(typeof(LightningEnvironment).Assembly, Resolve);
+        }
+        catch (InvalidOperationException)
+        {
+            // LightningDB set a resolver of its own: use its loading.
+        }
+    }
+
+    private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
+    {
+        if (!name.Contains("lmdb", StringComparison.OrdinalIgnoreCase)) return IntPtr.Zero;
+        if (NativeLibrary.TryLoad(name, assembly, path, out var handle)) return handle;
+        foreach (var candidate in new[] { "liblmdb.so.0", "liblmdb.so", "/usr/lib/x86_64-linux-gnu/liblmdb.so.0", "/usr/lib/aarch64-linux-gnu/liblmdb.so.0" })
+            if (NativeLibrary.TryLoad(candidate, out handle)) return handle;
+        return IntPtr.Zero;
     }
 
     /// <summary>True when the native liblmdb loads; otherwise <paramref name="reason"/> says what is missing and how to install it.</summary>
@@ -47,9 +72,14 @@ public sealed class LmdbKv : IKvStore
         e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException
         || (e is TypeInitializationException { InnerException: { } inner } && IsNativeLoadFailure(inner));
 
-    internal static string NativeMissingMessage(Exception e) =>
-        $"LMDB's native library (liblmdb) could not be loaded: {e.GetBaseException().Message}. " +
-        "Install it (Debian/Ubuntu: apt-get install -y liblmdb0) or use a platform for which the LightningDB package ships it.";
+    internal static string NativeMissingMessage(Exception e)
+    {
+        // The loader's message lists every path it tried; keep its first line and the lines that say why a file that exists failed.
+        var lines = e.GetBaseException().Message.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var why = lines.Take(1).Concat(lines.Skip(1).Where(l => !l.Contains("No such file", StringComparison.Ordinal) && l != "."));
+        return $"LMDB's native library (liblmdb) could not be loaded ({string.Join(" ", why)}). " +
+               "Install it: Debian/Ubuntu apt-get install -y liblmdb0 (the copy inside the LightningDB package needs glibc 2.38 or newer).";
+    }
 
     public static LmdbKv Open(string directory, string variant)
     {
