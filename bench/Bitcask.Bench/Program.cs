@@ -52,7 +52,7 @@ namespace Bitcask.Bench
                 Console.Error.WriteLine(Usage);
                 return 2;
             }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or CorruptionException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or CorruptionException or StoreStalledException)
             {
                 Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
                 return 1;

@@ -44,8 +44,24 @@ public static class LatencyMode
     public static List<Phase> Measure(string dir, long keys, int valueSize, TimeSpan duration, out string compactionNote)
     {
         var space = new KeySpace(valueSize);
-        using var kv = BitcaskKv.Open(dir, "flushed");
-        var store = kv.Store;
+        var kv = BitcaskKv.Open(dir, "flushed");
+        try
+        {
+            return Measure(kv.Store, space, keys, duration, out compactionNote);
+        }
+        catch (StoreStalledException)
+        {
+            kv = null; // its threads are stuck inside it; closing would wait forever
+            throw;
+        }
+        finally
+        {
+            kv?.Dispose();
+        }
+    }
+
+    private static List<Phase> Measure(BitcaskStore store, KeySpace space, long keys, TimeSpan duration, out string compactionNote)
+    {
         Span<byte> key = stackalloc byte[KeySpace.KeyLength];
         for (long i = 0; i < keys; i++)
         {
@@ -125,8 +141,10 @@ public static class LatencyMode
         var timer = Stopwatch.StartNew();
         while (!stop() && timer.Elapsed < duration && Volatile.Read(ref failure) is null) Thread.Sleep(5);
         Volatile.Write(ref running, 0);
-        foreach (var w in workers) w.Join();
         var elapsed = timer.Elapsed.TotalSeconds;
+        foreach (var w in workers)
+            if (!w.Join(WorkloadRunner.StallGrace))
+                throw new StoreStalledException($"mixed workload ({name}): a worker made no progress for {WorkloadRunner.StallGrace.TotalSeconds:F0} s after the stop signal; the store stopped answering (a hang).");
         if (failure is not null) throw new InvalidOperationException($"mixed workload ({name}) failed: {failure.Message}", failure);
         var allGets = new LatencyHistogram();
         var allPuts = new LatencyHistogram();

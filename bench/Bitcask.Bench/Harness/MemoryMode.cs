@@ -38,7 +38,7 @@ public static class MemoryMode
         {
             var before = GC.GetTotalMemory(forceFullCollection: true);
             var timer = Stopwatch.StartNew();
-            using var store = BitcaskStore.Open(dir, new BitcaskOptions { Durability = Durability.Buffered });
+            using var store = BitcaskStore.Open(dir, new BitcaskOptions()); // defaults (Flushed); the keydir does not depend on durability
             Span<byte> key = stackalloc byte[KeySpace.KeyLength];
             for (long i = 0; i < keys; i++)
             {
