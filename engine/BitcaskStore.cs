@@ -591,7 +591,9 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     // ------------------------------------------------------------------ lifetime
 
-    /// <summary>Waits for queued writes, syncs them to disk, seals the active segment, and releases the directory lock.</summary>
+    /// <summary>Waits for queued writes, syncs them to disk, seals the active segment, and releases the directory lock.
+    /// Throws <see cref="IOException"/> (after releasing everything) when that final sync fails, because the writes since the
+    /// last successful sync may then not be durable.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
@@ -599,6 +601,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         _closing.Cancel();
         _compactionWake.Release();
         try { _compactionLoop?.Wait(); } catch (AggregateException) { }
+        IOException? finalSyncFailure = null;
         if (_writer is not null && _commit is not null)
         {
             _writer.Close(nameof(BitcaskStore));
@@ -610,9 +613,10 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 {
                     _commit.Submit(request, evenIfRefused: true);
                 }
-                catch (IOException)
+                catch (IOException e)
                 {
-                    // Logged by the write path; everything acknowledged before stays acknowledged.
+                    // Reported after everything is released: the caller must learn that its last writes may not be durable.
+                    finalSyncFailure = e;
                 }
             }
         }
@@ -622,6 +626,9 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         _maintenance.Wait(); // a manual Compact on another thread finishes (it was cancelled) before files close
         _segments.RetireAll();
         _lock?.Dispose();
+        if (finalSyncFailure is not null)
+            throw new IOException($"Closing the store at '{Directory}' could not sync its last writes to disk: {finalSyncFailure.Message}. " +
+                "Writes acknowledged in Synced mode, and before the last successful Sync(), are safe; later ones may be lost.", finalSyncFailure);
     }
 
     public ValueTask DisposeAsync()

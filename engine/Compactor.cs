@@ -258,7 +258,15 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             if (fs.FileExists(TempPath)) fs.Delete(TempPath);
             _file = fs.OpenFile(TempPath, StorageOpenMode.CreateNew);
             var bytes = header.Encode();
-            _file.Write(0, bytes);
+            try
+            {
+                _file.Write(0, bytes);
+            }
+            catch
+            {
+                Abandon(fs); // not yet in the run's list of outputs: clean up here
+                throw;
+            }
             _written = bytes.Length;
             HintFile.BeginIncremental(_hint, header.SegmentId);
         }

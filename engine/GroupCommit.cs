@@ -18,6 +18,9 @@ internal sealed class WriteRequest
     public WriteRequestKind Kind;
     public byte[] Buffer = new byte[256];
     public int Length;
+    /// <summary>Set by the leader: where the record was appended.</summary>
+    public Segment? Target;
+    public long Offset;
     /// <summary>Set by the leader: whether a tombstone removed a live key.</summary>
     public bool RemovedLive;
     /// <summary>Set by the leader: the request is finished (or failed, see <see cref="Error"/>).</summary>
@@ -39,6 +42,7 @@ internal sealed class WriteRequest
         Kind = kind;
         Length = 0;
         RemovedLive = false;
+        Target = null;
         Done = false;
         Error = null;
         Async = null;
@@ -66,7 +70,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
 
     private readonly object _lock = new();
     private readonly Queue<WriteRequest> _queue = new();
-    private readonly List<WriteRequest> _group = new(); // only the leader touches it
+    private readonly List<WriteRequest> _group = new(); // owned by the current leader, from taking the queue until it wakes the next
 
     /// <summary>Queues <paramref name="request"/> and returns once it is committed; throws what the commit threw.</summary>
     public void Submit(WriteRequest request, bool evenIfRefused = false)
@@ -142,9 +146,9 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                 r.Done = true;
                 if (!ReferenceEquals(r, self)) Wake(r, lead: false);
             }
+            group.Clear(); // before the next leader can start: it reuses the list
             if (_queue.Count > 0) Wake(_queue.Peek(), lead: true);
         }
-        group.Clear();
         if (failure is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);

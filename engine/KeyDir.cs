@@ -35,7 +35,19 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        // Optimistic read: no lock, validated by the stripe's version (odd while a writer is changing it).
+        for (var attempt = 0; attempt < 16; attempt++)
+        {
+            var version = Volatile.Read(ref stripe.Version);
+            if ((version & 1) == 0)
+            {
+                var found = stripe.TryFindOptimistic(key, hash, out location, out expiresAt, out var consistent);
+                if (!OrderedLoads) Interlocked.MemoryBarrier(); // the loads above complete before the version is read again
+                if (consistent && Volatile.Read(ref stripe.Version) == version) return found;
+            }
+            Thread.SpinWait(4 << Math.Min(attempt, 6));
+        }
+        lock (stripe.Gate)
         {
             var i = stripe.Find(key, hash, out _);
             if (i < 0)
@@ -51,26 +63,37 @@ internal sealed class KeyDir
         }
     }
 
+    /// <summary>x86/x64 never reorders loads with other loads, so optimistic readers need no fence there.</summary>
+    private static readonly bool OrderedLoads = System.Runtime.Intrinsics.X86.X86Base.IsSupported;
+
     /// <summary>Points <paramref name="key"/> at <paramref name="location"/>. Returns the location it replaced, if any.</summary>
     public bool Set(ReadOnlySpan<byte> key, KeyLocation location, long expiresAt, out KeyLocation previous, out long previousExpiresAt)
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
-            var i = stripe.Find(key, hash, out _);
-            if (i >= 0)
+            stripe.BeginWrite();
+            try
             {
-                ref var e = ref stripe.Entries[i];
-                previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
-                previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
-                stripe.Update(i, location, expiresAt);
-                return true;
+                var i = stripe.Find(key, hash, out _);
+                if (i >= 0)
+                {
+                    ref var e = ref stripe.Entries[i];
+                    previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+                    previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
+                    stripe.Update(i, location, expiresAt);
+                    return true;
+                }
+                stripe.Insert(key, hash, location, expiresAt);
+                previous = default;
+                previousExpiresAt = 0;
+                return false;
             }
-            stripe.Insert(key, hash, location, expiresAt);
-            previous = default;
-            previousExpiresAt = 0;
-            return false;
+            finally
+            {
+                stripe.EndWrite();
+            }
         }
     }
 
@@ -79,20 +102,28 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
-            var i = stripe.Find(key, hash, out var prev);
-            if (i < 0)
+            stripe.BeginWrite();
+            try
             {
-                previous = default;
-                previousExpiresAt = 0;
-                return false;
+                var i = stripe.Find(key, hash, out var prev);
+                if (i < 0)
+                {
+                    previous = default;
+                    previousExpiresAt = 0;
+                    return false;
+                }
+                ref var e = ref stripe.Entries[i];
+                previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+                previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
+                stripe.RemoveAt(i, prev);
+                return true;
             }
-            ref var e = ref stripe.Entries[i];
-            previous = new KeyLocation(e.SegmentId, e.Offset, e.Length);
-            previousExpiresAt = (e.Flags & Entry.HasExpiry) != 0 ? stripe.Expiry![i] : 0;
-            stripe.RemoveAt(i, prev);
-            return true;
+            finally
+            {
+                stripe.EndWrite();
+            }
         }
     }
 
@@ -102,16 +133,24 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
-            var i = stripe.Find(key, hash, out _);
-            if (i < 0) return false;
-            ref var e = ref stripe.Entries[i];
-            if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
-            e.SegmentId = replacement.SegmentId;
-            e.Offset = replacement.Offset;
-            e.Length = replacement.Length;
-            return true;
+            stripe.BeginWrite();
+            try
+            {
+                var i = stripe.Find(key, hash, out _);
+                if (i < 0) return false;
+                ref var e = ref stripe.Entries[i];
+                if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
+                e.SegmentId = replacement.SegmentId;
+                e.Offset = replacement.Offset;
+                e.Length = replacement.Length;
+                return true;
+            }
+            finally
+            {
+                stripe.EndWrite();
+            }
         }
     }
 
@@ -120,14 +159,22 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
-            var i = stripe.Find(key, hash, out var prev);
-            if (i < 0) return false;
-            ref var e = ref stripe.Entries[i];
-            if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
-            stripe.RemoveAt(i, prev);
-            return true;
+            stripe.BeginWrite();
+            try
+            {
+                var i = stripe.Find(key, hash, out var prev);
+                if (i < 0) return false;
+                ref var e = ref stripe.Entries[i];
+                if (e.SegmentId != expected.SegmentId || e.Offset != expected.Offset) return false;
+                stripe.RemoveAt(i, prev);
+                return true;
+            }
+            finally
+            {
+                stripe.EndWrite();
+            }
         }
     }
 
@@ -147,35 +194,43 @@ internal sealed class KeyDir
     {
         var hash = Hash(key);
         var stripe = StripeOf(hash);
-        lock (stripe)
+        lock (stripe.Gate)
         {
-            var i = stripe.Find(key, hash, out _);
-            if (i < 0)
+            stripe.BeginWrite();
+            try
             {
-                i = stripe.Insert(key, hash, location, expiresAt);
-                stripe.Seq![i] = sequence;
+                var i = stripe.Find(key, hash, out _);
+                if (i < 0)
+                {
+                    i = stripe.Insert(key, hash, location, expiresAt);
+                    stripe.Seq![i] = sequence;
+                    if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
+                    displaced = default;
+                    displacedTombstone = false;
+                    return RecoverOutcome.Inserted;
+                }
+                ref var e = ref stripe.Entries[i];
+                var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+                var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
+                if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
+                {
+                    displaced = location;
+                    displacedTombstone = tombstone;
+                    return RecoverOutcome.Older;
+                }
+                displaced = current;
+                displacedTombstone = currentTombstone;
+                if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
+                stripe.Update(i, location, expiresAt);
+                stripe.Seq[i] = sequence;
                 if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-                displaced = default;
-                displacedTombstone = false;
-                return RecoverOutcome.Inserted;
+                else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
+                return RecoverOutcome.Replaced;
             }
-            ref var e = ref stripe.Entries[i];
-            var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
-            var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
-            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
+            finally
             {
-                displaced = location;
-                displacedTombstone = tombstone;
-                return RecoverOutcome.Older;
+                stripe.EndWrite();
             }
-            displaced = current;
-            displacedTombstone = currentTombstone;
-            if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
-            stripe.Update(i, location, expiresAt);
-            stripe.Seq[i] = sequence;
-            if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-            else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
-            return RecoverOutcome.Replaced;
         }
     }
 
@@ -214,7 +269,7 @@ internal sealed class KeyDir
         var result = new Dictionary<uint, long>();
         foreach (var s in _stripes)
         {
-            lock (s)
+            lock (s.Gate)
             {
                 if (s.ExpiringCount == 0) continue;
                 for (var i = 0; i < s.Used; i++)
@@ -234,7 +289,7 @@ internal sealed class KeyDir
         long n = 0;
         foreach (var s in _stripes)
         {
-            lock (s)
+            lock (s.Gate)
             {
                 n += s.Live;
                 if (s.ExpiringCount == 0) continue;
@@ -253,7 +308,7 @@ internal sealed class KeyDir
     public void SnapshotStripe(int stripeIndex, ReadOnlySpan<byte> prefix, List<KeyDirEntry> into)
     {
         var s = _stripes[stripeIndex];
-        lock (s)
+        lock (s.Gate)
         {
             for (var i = 0; i < s.Used; i++)
             {
@@ -273,7 +328,7 @@ internal sealed class KeyDir
     public void ForEachLocation(Action<KeyLocation> action)
     {
         foreach (var s in _stripes)
-            lock (s)
+            lock (s.Gate)
                 for (var i = 0; i < s.Used; i++)
                 {
                     ref var e = ref s.Entries[i];
@@ -288,7 +343,7 @@ internal sealed class KeyDir
         {
             long n = 0;
             foreach (var s in _stripes)
-                lock (s)
+                lock (s.Gate)
                     n += s.Buckets.Length * 4L + s.Entries.Length * (long)Unsafe.SizeOf<Entry>() + s.Keys.Length + (s.Expiry?.Length ?? 0) * 8L + 128;
             return n;
         }
@@ -321,6 +376,49 @@ internal sealed class KeyDir
         public long[]? Expiry;
         public int ExpiringCount;
         public ulong[]? Seq;                     // only during recovery
+        public int Version;                      // odd while a writer changes the stripe (see KeyDir.TryGet)
+        public readonly Lock Gate = new();       // taken by writers, by enumeration and by a reader after failed optimistic attempts
+
+        public void BeginWrite() => Interlocked.Increment(ref Version); // full fence: readers see "odd" before any change
+        public void EndWrite() => Volatile.Write(ref Version, Version + 1);
+
+        /// <summary>Lookup without the lock. Any torn state (index out of range, cycle, key slice outside the arena)
+        /// reports <paramref name="consistent"/> = false; the caller then retries or locks.</summary>
+        public bool TryFindOptimistic(ReadOnlySpan<byte> key, ulong hash, out KeyLocation location, out long expiresAt, out bool consistent)
+        {
+            location = default;
+            expiresAt = 0;
+            consistent = false;
+            var buckets = Volatile.Read(ref Buckets);
+            var entries = Volatile.Read(ref Entries);
+            var keys = Volatile.Read(ref Keys);
+            var tag = TagOf(hash);
+            var i = buckets[(int)hash & (buckets.Length - 1)] - 1;
+            for (var steps = 0; i >= 0; steps++)
+            {
+                if ((uint)i >= (uint)entries.Length || steps > entries.Length) return false;
+                var e = entries[i];
+                if (e.Tag == tag && e.KeyLength == key.Length)
+                {
+                    if ((uint)e.KeyOffset > (uint)keys.Length || e.KeyOffset + e.KeyLength > keys.Length) return false;
+                    if (keys.AsSpan(e.KeyOffset, e.KeyLength).SequenceEqual(key))
+                    {
+                        location = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+                        if ((e.Flags & Entry.HasExpiry) != 0)
+                        {
+                            var expiry = Volatile.Read(ref Expiry);
+                            if (expiry is null || (uint)i >= (uint)expiry.Length) return false;
+                            expiresAt = expiry[i];
+                        }
+                        consistent = true;
+                        return (e.Flags & Entry.InUse) != 0;
+                    }
+                }
+                i = e.Next;
+            }
+            consistent = true;
+            return false;
+        }
 
         private static byte TagOf(ulong hash) => (byte)(hash >> 40);
 
@@ -475,7 +573,15 @@ internal sealed class KeyDir
 
         public void EndRecovery(Action<KeyLocation>? onTombstone)
         {
-            lock (this)
+            lock (Gate)
+            {
+                BeginWrite();
+                try { RemoveTombstones(onTombstone); } finally { EndWrite(); }
+            }
+        }
+
+        private void RemoveTombstones(Action<KeyLocation>? onTombstone)
+        {
             {
                 for (var i = 0; i < Used; i++)
                 {

@@ -18,8 +18,11 @@ internal sealed class Segment
     private readonly object _bufferLock = new();
     private byte[]? _buffer;              // bytes after _fileLength not yet written (active segment only)
     private int _bufferLength;
-    private int _refs = 1;                // 1 = the store's own reference
+    private readonly ReaderCount _readers = new();
+    private int _retired;                 // set once the store dropped the segment
+    private int _closed;
     private long _liveBytes;
+    private long _durableLength;          // bytes known fsynced (the header is, from creation)
 
     private Segment(SegmentHeader header, IStorageFile file, long fileLength, FileMapping? mapping)
     {
@@ -55,7 +58,7 @@ internal sealed class Segment
             var bytes = header.Encode();
             file.Write(0, bytes);
             file.Sync(); // the header is durable before any record can be acknowledged in this file
-            var segment = new Segment(header, file, bytes.Length, file.Map(mapCapacity)) { _buffer = new byte[bufferBytes] };
+            var segment = new Segment(header, file, bytes.Length, file.Map(mapCapacity)) { _buffer = new byte[bufferBytes], _durableLength = bytes.Length };
             return segment;
         }
         catch
@@ -120,7 +123,15 @@ internal sealed class Segment
     }
 
     /// <summary>fdatasync of everything handed to the OS so far.</summary>
-    public void Sync() => _file.Sync();
+    public void Sync()
+    {
+        var length = Volatile.Read(ref _fileLength);
+        _file.Sync();
+        Volatile.Write(ref _durableLength, length);
+    }
+
+    /// <summary>Bytes of this segment known to be on disk (as of the last successful <see cref="Sync"/>).</summary>
+    public long DurableLength => Volatile.Read(ref _durableLength);
 
     /// <summary>
     /// Returns the bytes [offset, offset + length). From the mapping when there is one (no system call), else via
@@ -153,20 +164,26 @@ internal sealed class Segment
         return scratch.AsSpan(0, n);
     }
 
-    /// <summary>Takes a reader reference; false when the segment has been retired.</summary>
+    /// <summary>Takes a reader reference; false when the segment has been retired. Uncontended between threads
+    /// (the count is striped over cache lines), so parallel readers of one segment do not slow each other down.</summary>
     public bool TryAcquire()
     {
-        while (true)
-        {
-            var refs = Volatile.Read(ref _refs);
-            if (refs <= 0) return false;
-            if (Interlocked.CompareExchange(ref _refs, refs + 1, refs) == refs) return true;
-        }
+        var slot = _readers.Enter();
+        if (Volatile.Read(ref _retired) == 0) return true; // Enter's interlocked add orders this read after it (pairs with Retire)
+        _readers.Exit(slot);
+        CloseIfUnused();
+        return false;
     }
 
     public void Release()
     {
-        if (Interlocked.Decrement(ref _refs) == 0)
+        _readers.Exit(Environment.CurrentManagedThreadId);
+        if (Volatile.Read(ref _retired) != 0) CloseIfUnused();
+    }
+
+    private void CloseIfUnused()
+    {
+        if (_readers.IsZero() && Interlocked.Exchange(ref _closed, 1) == 0)
         {
             Interlocked.Exchange(ref _mapping, null)?.Dispose();
             _file.Dispose();
@@ -174,5 +191,9 @@ internal sealed class Segment
     }
 
     /// <summary>Drops the store's own reference: closes once the last reader is done.</summary>
-    public void Retire() => Release();
+    public void Retire()
+    {
+        Interlocked.Exchange(ref _retired, 1); // full fence: a reader that did not see this is counted below
+        CloseIfUnused();
+    }
 }

@@ -77,22 +77,25 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 }
                 var record = r.Buffer.AsSpan(0, r.Length);
                 var segment = SegmentWithRoomFor(r.Length);
-                StampSequences(record);
-                var offset = segment.Append(record);
+                StampSequences(record, (uint)segment.DurableLength);
+                r.Target = segment;
+                r.Offset = segment.Append(record);
                 if (segment.MinSequence == 0) segment.MinSequence = RecordCodec.ReadSequence(record);
                 segment.MaxSequence = _nextSequence - 1;
-                ApplyToKeyDir(r, segment, (int)offset, now);
             }
             if (_active is { } active)
             {
                 if (flush) active.Flush();
                 if (sync) active.Sync(); // acknowledged writes of this group survive power loss from here on
-                if (seal)
-                {
-                    active.SealForReading();
-                    _active = null;
-                    SegmentSealed?.Invoke(active);
-                }
+            }
+            // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
+            foreach (var r in group)
+                if (r.Kind == WriteRequestKind.Record) ApplyToKeyDir(r, r.Target!, (int)r.Offset, now);
+            if (seal && _active is { } sealing)
+            {
+                sealing.SealForReading();
+                _active = null;
+                SegmentSealed?.Invoke(sealing);
             }
         }
         catch (Exception e)
@@ -107,18 +110,18 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
     }
 
     /// <summary>Sequence numbers are assigned here, in queue order, so file order, keydir order and sequence order agree.</summary>
-    private void StampSequences(Span<byte> record)
+    private void StampSequences(Span<byte> record, uint durableLength)
     {
         if (RecordCodec.ReadKind(record) == RecordKind.Batch)
         {
             var first = _nextSequence;
             var entries = new RecordEntries(record, 0);
-            while (entries.Next(out var offset, out var entry)) RecordCodec.Seal(record.Slice(offset, entry.Length), _nextSequence++);
-            RecordCodec.Seal(record, first); // the batch's own CRC covers the stamped entries
+            while (entries.Next(out var offset, out var entry)) RecordCodec.Seal(record.Slice(offset, entry.Length), _nextSequence++, durableLength);
+            RecordCodec.Seal(record, first, durableLength); // the batch's own CRC covers the stamped entries
         }
         else
         {
-            RecordCodec.Seal(record, _nextSequence++);
+            RecordCodec.Seal(record, _nextSequence++, durableLength);
         }
     }
 

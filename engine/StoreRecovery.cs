@@ -80,11 +80,26 @@ internal sealed class StoreRecovery
         var newestWrite = candidates.Where(c => c.Header.Kind == SegmentKind.Write).Select(c => c.Header.SegmentId).DefaultIfEmpty(0u).Max();
         KeyDir.BeginRecovery(EstimateKeys(candidates));
         ulong maxSequence = 0;
-        foreach (var c in candidates.OrderBy(c => c.Header.SegmentId))
+        // Segments load in parallel: the keydir is thread-safe and newest-sequence-wins does not depend on load order.
+        var loaded = new Segment[candidates.Count];
+        var ordered = candidates.OrderBy(c => c.Header.SegmentId).ToArray();
+        try
         {
-            var segment = Load(c, isNewestWrite: c.Header.SegmentId == newestWrite);
-            Segments.Add(segment);
-            maxSequence = Math.Max(maxSequence, Math.Max(segment.MaxSequence, c.Header.BaseSequence));
+            Parallel.For(0, ordered.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) },
+                i => loaded[i] = Load(ordered[i], isNewestWrite: ordered[i].Header.SegmentId == newestWrite));
+        }
+        catch (AggregateException e)
+        {
+            foreach (var s in loaded) s?.Retire();
+            // Report the first damage in file order, as a sequential open would.
+            var first = e.InnerExceptions.OfType<CorruptionException>().OrderBy(c => c.Path, StringComparer.Ordinal).ThenBy(c => c.Offset).FirstOrDefault();
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first ?? e.InnerExceptions[0]);
+        }
+        _findings.Sort((a, b) => string.CompareOrdinal(a.Path, b.Path) is var byPath and not 0 ? byPath : a.Offset.CompareTo(b.Offset));
+        for (var i = 0; i < loaded.Length; i++)
+        {
+            Segments.Add(loaded[i]);
+            maxSequence = Math.Max(maxSequence, Math.Max(loaded[i].MaxSequence, ordered[i].Header.BaseSequence));
         }
         KeyDir.EndRecovery(null);
         foreach (var segment in Segments.Snapshot()) segment.AddLive(-segment.LiveBytes);
@@ -133,7 +148,7 @@ internal sealed class StoreRecovery
             _fs.Delete(path);
             _directoryChanged = true;
             Log.RemovedLeftover(_logger, path, "temporary file from an interrupted hint or compaction write");
-            _findings.Add(new RecoveryFinding(path, 0, "leftover temporary file from an interrupted write", "removed"));
+            AddFinding(new RecoveryFinding(path, 0, "leftover temporary file from an interrupted write", "removed"));
         }
     }
 
@@ -150,7 +165,7 @@ internal sealed class StoreRecovery
             _fs.Delete(path);
             _directoryChanged = true;
             Log.RemovedLeftover(_logger, path, "hint file without a segment");
-            _findings.Add(new RecoveryFinding(path, 0, "hint file without a segment", "removed"));
+            AddFinding(new RecoveryFinding(path, 0, "hint file without a segment", "removed"));
         }
         var result = new List<Candidate>();
         var highest = ids.Count == 0 ? 0 : ids[^1];
@@ -258,7 +273,7 @@ internal sealed class StoreRecovery
         if (_fs.FileExists(hint)) _fs.Delete(hint);
         _directoryChanged = true;
         Log.RemovedLeftover(_logger, path, reason);
-        _findings.Add(new RecoveryFinding(path, 0, reason, "removed"));
+        AddFinding(new RecoveryFinding(path, 0, reason, "removed"));
     }
 
     /// <summary>Each write segment names the write segment before it; that one must be present or replaced by a finished compaction.</summary>
@@ -281,13 +296,13 @@ internal sealed class StoreRecovery
         var segment = Segment.Open(c.Header, c.File, c.Length, mapping);
         if (TryLoadHint(segment))
         {
-            HintedSegments++;
+            lock (_sync) HintedSegments++;
             segment.HasHint = true;
             return segment;
         }
         var data = mapping is not null ? mapping.GetSpan(0, (int)c.Length) : ReadAll(c.File, c.Length);
         var end = Scan(segment, path, data, isNewestWrite && c.Header.Kind == SegmentKind.Write);
-        if (end == c.Length) SegmentsWithoutHint.Add(segment);
+        if (end == c.Length) lock (_sync) SegmentsWithoutHint.Add(segment);
         if (end < c.Length && !ReadOnly)
         {
             // Cut the torn tail so the next writer never appends after garbage.
@@ -301,7 +316,7 @@ internal sealed class StoreRecovery
             var reopened = Segment.Open(c.Header, file, end, file.Map(end));
             reopened.MinSequence = segment.MinSequence;
             reopened.MaxSequence = segment.MaxSequence;
-            SegmentsWithoutHint.Add(reopened);
+            lock (_sync) SegmentsWithoutHint.Add(reopened);
             return reopened;
         }
         return segment;
@@ -333,11 +348,11 @@ internal sealed class StoreRecovery
         if (problem is not null)
         {
             Log.HintRejected(_logger, path, problem);
-            _findings.Add(new RecoveryFinding(path, 0, problem, ReadOnly ? "segment scanned instead" : "segment scanned instead; hint rewritten"));
+            AddFinding(new RecoveryFinding(path, 0, problem, ReadOnly ? "segment scanned instead" : "segment scanned instead; hint rewritten"));
             return false;
         }
         ulong min = ulong.MaxValue, max = 0;
-        var reader = new HintFile.Reader(bytes.AsSpan(0, bytes!.Length - HintFile.TrailerSize));
+        var reader = new HintFile.Reader(bytes.AsSpan(0, bytes!.Length - HintFile.TrailerSize), checkEntryCrc: false);
         while (reader.Next(out var entry, out var key, out _))
         {
             min = Math.Min(min, entry.Sequence);
@@ -383,12 +398,13 @@ internal sealed class StoreRecovery
             if (scanner.Error is null) break; // clean end
             var bad = scanner.Position;
             var next = SegmentScanner.FindNextValidAfter(data, bad, _limits);
-            if (mayHaveTornTail && next < 0)
+            if (mayHaveTornTail && IsUnsyncedTail(data, bad, next))
             {
                 var bytes = data.Length - bad;
                 var action = ReadOnly ? "ignored (read-only open)" : "truncated";
+                if (next >= 0 && !ReadOnly) action = "truncated; the cut bytes, which hold unsynced records after a hole, were saved to " + Quarantine(path, bad, data[bad..]);
                 Log.TornTail(_logger, path, bad, bytes, action, scanner.Error);
-                _findings.Add(new RecoveryFinding(path, bad, $"torn tail of {bytes} bytes ({scanner.Error})", action));
+                AddFinding(new RecoveryFinding(path, bad, $"torn tail of {bytes} bytes ({scanner.Error})", action));
                 segment.MinSequence = min == ulong.MaxValue ? 0 : min;
                 segment.MaxSequence = max;
                 return bad;
@@ -401,6 +417,44 @@ internal sealed class StoreRecovery
         return data.Length;
     }
 
+    /// <summary>
+    /// Whether the bytes from <paramref name="bad"/> on are the unsynced tail of the newest segment, torn by a crash
+    /// (RELIABILITY.md §0.4): true when nothing valid follows, or when every valid record that follows was written while
+    /// the segment was durable only up to <paramref name="bad"/> or less (its durableLength field), so the damaged bytes
+    /// had never been fsynced (a power loss may persist later pages and not earlier ones). Any later record written after
+    /// the damaged bytes were fsynced proves the damage is rot of durable data instead.
+    /// </summary>
+    private bool IsUnsyncedTail(ReadOnlySpan<byte> data, int bad, int next)
+    {
+        while (next >= 0)
+        {
+            var check = RecordCodec.CheckHeader(data[next..], data.Length - next, _limits);
+            if (RecordCodec.ReadDurableLength(data[next..]) > (uint)bad) return false;
+            next = SegmentScanner.FindNextValid(data, next + Math.Max(1, check.IsValid ? check.Length : 1), _limits);
+        }
+        return true;
+    }
+
+    /// <summary>Saves bytes that recovery is about to cut into quarantine/ (never thrown away); returns the file's path.</summary>
+    private string Quarantine(string segmentPath, long offset, ReadOnlySpan<byte> bytes)
+    {
+        var directory = Path.Combine(_directory, StoreFiles.QuarantineDirectory);
+        if (!_fs.DirectoryExists(directory))
+        {
+            _fs.CreateDirectory(directory);
+            _fs.SyncDirectory(_directory); // quarantine/ itself survives a crash
+        }
+        var path = Path.Combine(directory, $"{Path.GetFileName(segmentPath)}.{offset}.tail");
+        if (_fs.FileExists(path)) _fs.Delete(path);
+        using (var file = _fs.OpenFile(path, StorageOpenMode.CreateNew))
+        {
+            file.Write(0, bytes);
+            file.Sync(); // the saved copy is durable before the original bytes are cut
+        }
+        _fs.SyncDirectory(directory); // and so is its name
+        return path;
+    }
+
     /// <summary>Damage outside a torn tail: fatal for a read-write open unless SkipDamagedRecords.</summary>
     private void Damage(string path, long offset, string problem, string skipAction)
     {
@@ -408,12 +462,19 @@ internal sealed class StoreRecovery
             throw new CorruptionException(path, offset, problem,
                 "The store was not changed. Run 'bitcask verify' and 'bitcask repair' on the directory, or open it with ReadOnly or SkipDamagedRecords.");
         Log.Damaged(_logger, path, offset, problem, skipAction);
-        _findings.Add(new RecoveryFinding(path, offset, problem, skipAction));
+        AddFinding(new RecoveryFinding(path, offset, problem, skipAction));
+    }
+
+    private readonly object _sync = new(); // segments load in parallel: findings and lists are shared
+
+    private void AddFinding(RecoveryFinding finding)
+    {
+        lock (_sync) _findings.Add(finding);
     }
 
     private void Report(string path, long offset, string problem, string action)
     {
         Log.Damaged(_logger, path, offset, problem, action);
-        _findings.Add(new RecoveryFinding(path, offset, problem, action));
+        AddFinding(new RecoveryFinding(path, offset, problem, action));
     }
 }

@@ -123,7 +123,7 @@ internal static class HintFile
         var body = hint[..^TrailerSize];
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(body)) return "hint file CRC mismatch";
         var expected = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);
-        var reader = new Reader(body);
+        var reader = new Reader(body, checkEntryCrc: false); // the whole-file CRC above already covers every entry
         while (reader.Next(out var entry, out var key, out var error))
         {
             if (key.Length > maxKeyBytes) return $"hint entry at offset {reader.Position} has a {key.Length}-byte key, over the limit {maxKeyBytes}";
@@ -140,11 +140,14 @@ internal static class HintFile
     public ref struct Reader
     {
         private readonly ReadOnlySpan<byte> _body;
+        private readonly bool _checkEntryCrc;
 
         /// <param name="body">The hint bytes without the trailer.</param>
-        public Reader(ReadOnlySpan<byte> body)
+        /// <param name="checkEntryCrc">Check each entry's own CRC (verify does; open relies on the whole-file CRC).</param>
+        public Reader(ReadOnlySpan<byte> body, bool checkEntryCrc = true)
         {
             _body = body;
+            _checkEntryCrc = checkEntryCrc;
             Position = HeaderSize;
         }
 
@@ -162,7 +165,7 @@ internal static class HintFile
             var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(rest[6..]);
             if (rest.Length < EntryHeaderSize + keyLength) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
             var span = rest[..(EntryHeaderSize + keyLength)];
-            if (BinaryPrimitives.ReadUInt32LittleEndian(span) != Crc32.HashToUInt32(span[4..])) { Error = error = $"hint entry at offset {Position}: CRC mismatch"; return false; }
+            if (_checkEntryCrc && BinaryPrimitives.ReadUInt32LittleEndian(span) != Crc32.HashToUInt32(span[4..])) { Error = error = $"hint entry at offset {Position}: CRC mismatch"; return false; }
             var kind = (RecordKind)span[4];
             if (kind is not (RecordKind.Put or RecordKind.Tombstone) || span[5] != 0) { Error = error = $"hint entry at offset {Position}: unknown kind {(byte)kind}"; return false; }
             entry = new HintEntry(kind, BinaryPrimitives.ReadUInt32LittleEndian(span[8..]), BinaryPrimitives.ReadUInt32LittleEndian(span[12..]),

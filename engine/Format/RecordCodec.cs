@@ -10,11 +10,11 @@ namespace Bitcask.Format;
 /// 0  u32 crc     CRC-32 of bytes [4, 32 + keyLength + valueLength)
 /// 4  u8  kind    1 put, 2 tombstone, 3 batch
 /// 5  u8  flags   bit 0: value is LZ4-compressed
-/// 6  u16 reserved, 0
+/// 6  u16 keyLength
 /// 8  u64 sequence
 /// 16 i64 expiresAt  unix milliseconds, 0 = never
-/// 24 u32 keyLength
-/// 28 u32 valueLength (stored bytes)
+/// 24 u32 valueLength (stored bytes)
+/// 28 u32 durableLength  bytes of this segment already fsynced when the record was written
 /// 32 key, value
 /// </code>
 /// </summary>
@@ -31,11 +31,11 @@ internal static class RecordCodec
     {
         destination[4] = (byte)kind;
         destination[5] = (byte)flags;
-        BinaryPrimitives.WriteUInt16LittleEndian(destination[6..], 0);
+        BinaryPrimitives.WriteUInt16LittleEndian(destination[6..], checked((ushort)keyLength));
         BinaryPrimitives.WriteUInt64LittleEndian(destination[8..], 0);
         BinaryPrimitives.WriteInt64LittleEndian(destination[16..], expiresAt);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[24..], (uint)keyLength);
-        BinaryPrimitives.WriteUInt32LittleEndian(destination[28..], (uint)storedValueLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[24..], (uint)storedValueLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[28..], 0);
     }
 
     /// <summary>
@@ -71,10 +71,11 @@ internal static class RecordCodec
             ? Math.Max(valueLength, CompressedPrefixSize + LZ4Codec.MaximumOutputSize(valueLength))
             : valueLength);
 
-    /// <summary>Stamps the sequence number and then the CRC into an encoded record.</summary>
-    public static void Seal(Span<byte> record, ulong sequence)
+    /// <summary>Stamps the sequence number, the segment's durable length, and then the CRC into an encoded record.</summary>
+    public static void Seal(Span<byte> record, ulong sequence, uint durableLength = 0)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(record[8..], sequence);
+        BinaryPrimitives.WriteUInt32LittleEndian(record[28..], durableLength);
         BinaryPrimitives.WriteUInt32LittleEndian(record, Crc32.HashToUInt32(record[4..]));
     }
 
@@ -84,8 +85,11 @@ internal static class RecordCodec
     public static RecordFlags ReadFlags(ReadOnlySpan<byte> header) => (RecordFlags)header[5];
     public static ulong ReadSequence(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
     public static long ReadExpiresAt(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
-    public static uint ReadKeyLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[24..]);
-    public static uint ReadValueLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[28..]);
+    public static uint ReadKeyLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt16LittleEndian(header[6..]);
+    public static uint ReadValueLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[24..]);
+    /// <summary>How many bytes of its segment were known durable (fsynced) when the record was written: lets recovery
+    /// prove that damage followed by valid records is an unsynced tail torn by a crash, not rot of synced data.</summary>
+    public static uint ReadDurableLength(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt32LittleEndian(header[28..]);
 
     /// <summary>
     /// Checks a record header against the limits before anything is allocated or read past it, so that a
@@ -100,7 +104,6 @@ internal static class RecordCodec
             return RecordCheck.Fail($"unknown record kind {(byte)kind}");
         var flags = ReadFlags(header);
         if ((flags & ~RecordFlags.Known) != 0) return RecordCheck.Fail($"unknown record flags 0x{(byte)flags:x2}");
-        if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0) return RecordCheck.Fail("reserved bytes are not zero");
         var keyLength = ReadKeyLength(header);
         var valueLength = ReadValueLength(header);
         long maxValue = kind switch

@@ -89,7 +89,7 @@ internal ref struct SegmentScanner
         for (var p = from; p + RecordCodec.HeaderSize <= data.Length; p++)
         {
             var kind = data[p + 4];
-            if (kind is < 1 or > 3 || data[p + 6] != 0 || data[p + 7] != 0) continue; // cheap rejects first
+            if (kind is < 1 or > 3 || (data[p + 5] & ~(int)RecordFlags.Known) != 0) continue; // cheap rejects first
             var rest = data[p..];
             var check = RecordCodec.CheckHeader(rest, rest.Length, limits);
             if (!check.IsValid) continue;

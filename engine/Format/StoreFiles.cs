@@ -9,6 +9,8 @@ internal static class StoreFiles
     public const string SegmentExtension = ".seg";
     public const string HintExtension = ".hint";
     public const string TempExtension = ".tmp";
+    /// <summary>Subdirectory for bytes recovery or repair had to cut out of a segment; never read as data.</summary>
+    public const string QuarantineDirectory = "quarantine";
 
     public static string SegmentName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + SegmentExtension;
     public static string HintName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + HintExtension;

@@ -101,6 +101,7 @@ public class RecoveryTests
             store.Sync();
             offsetOfK1 = new FileInfo(OnlySegment(dir)).Length;
             store.Put("k1", "one");
+            store.Sync(); // k2 is written after k1 was durable: damage to k1 cannot be a crash tear
             store.Put("k2", "two");
         }
         foreach (var hint in Directory.GetFiles(dir.Path, "*.hint")) File.Delete(hint);
@@ -126,6 +127,39 @@ public class RecoveryTests
             Assert.Equal("two", store.GetString("k2"));
             Assert.Single(store.GetStats().RecoveryFindings);
         }
+    }
+
+    [Fact]
+    public void A_hole_in_unsynced_data_followed_by_unsynced_records_is_a_torn_tail_and_the_cut_bytes_are_quarantined()
+    {
+        using var dir = new TempDirectory();
+        long offsetOfK1;
+        using (var store = BitcaskStore.Open(dir.Path, new BitcaskOptions { CompactionEnabled = false }))
+        {
+            store.Put("k0", "zero");
+            store.Sync();
+            offsetOfK1 = new FileInfo(OnlySegment(dir)).Length;
+            store.Put("k1", "one"); // k1 and k2 never synced: a power loss may keep k2's page and lose k1's
+            store.Put("k2", "two");
+        }
+        foreach (var hint in Directory.GetFiles(dir.Path, "*.hint")) File.Delete(hint);
+        var segment = OnlySegment(dir);
+        var bytes = File.ReadAllBytes(segment);
+        bytes.AsSpan((int)offsetOfK1, 37).Clear(); // k1's record lost: zeros where it was
+        File.WriteAllBytes(segment, bytes);
+
+        using (var store = BitcaskStore.Open(dir.Path))
+        {
+            Assert.Equal("zero", store.GetString("k0"));
+            Assert.Null(store.GetString("k1"));
+            Assert.Null(store.GetString("k2")); // a prefix of the writes: nothing after the hole
+            var finding = Assert.Single(store.GetStats().RecoveryFindings);
+            Assert.Equal(offsetOfK1, finding.Offset);
+            Assert.Contains("quarantine", finding.Action);
+        }
+        Assert.Equal(offsetOfK1, new FileInfo(segment).Length);
+        var saved = Assert.Single(Directory.GetFiles(Path.Combine(dir.Path, "quarantine")));
+        Assert.Equal(bytes[(int)offsetOfK1..], File.ReadAllBytes(saved));
     }
 
     [Fact]

@@ -1,0 +1,134 @@
+using Bitcask.CrashTests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace Bitcask.CrashTests;
+
+/// <summary>
+/// Systematic crash points (RELIABILITY.md §7 items 8, 16, 17, 18): run a workload once to count its file operations,
+/// then power-cut at every operation, rebuild the surviving disk under each loss model, reopen and check the oracle.
+/// </summary>
+public class CrashPointTests(ITestOutputHelper output)
+{
+    /// <summary>Combinations that fail today because of an engine bug (NOTES-crash.md); they run in the skipped theory below.</summary>
+    private static readonly (PowerLoss, Durability)[] KnownBug =
+    [
+        // bug 1 (torn batch read as mid-file damage) fixed on main in 2c40f6a
+        (PowerLoss.RandomSubset, Durability.Flushed), // bug 2: hole in unsynced tail read as mid-file damage
+    ];
+
+    public static TheoryData<PowerLoss, Durability> Modes() => ModeData(known: false);
+    public static TheoryData<PowerLoss, Durability> KnownBugModes() => ModeData(known: true);
+
+    private static TheoryData<PowerLoss, Durability> ModeData(bool known)
+    {
+        var data = new TheoryData<PowerLoss, Durability>();
+        foreach (var mode in Enum.GetValues<PowerLoss>())
+            foreach (var durability in Enum.GetValues<Durability>())
+                if (KnownBug.Contains((mode, durability)) == known) data.Add(mode, durability);
+        return data;
+    }
+
+    [Theory(Skip = "engine bugs 1 and 2: a torn batch, or a hole in the unsynced tail, makes read-write open throw CorruptionException; see NOTES-crash.md")]
+    [MemberData(nameof(KnownBugModes))]
+    public void Crash_at_every_operation_of_the_scripted_workload_in_known_bug_modes(PowerLoss mode, Durability durability) =>
+        Crash_at_every_operation_of_the_scripted_workload_keeps_acknowledged_writes_and_a_prefix(mode, durability);
+
+    [Theory]
+    [MemberData(nameof(Modes))]
+    public void Crash_at_every_operation_of_the_scripted_workload_keeps_acknowledged_writes_and_a_prefix(PowerLoss mode, Durability durability)
+    {
+        var result = CrashCampaign.Run(Workloads.Scripted(), Workloads.Options(durability), mode, CrashCampaign.BaseSeed);
+        CrashCampaign.Report(output, $"scripted {mode} {durability}", result);
+        Assert.True(result.CrashPoints > 25, $"the workload should exercise many file operations, saw {result.Operations}");
+        Assert.Empty(result.Failures);
+    }
+
+    [Fact]
+    public void Synced_writes_in_a_new_segment_survive_a_crash_that_reverts_unsynced_directory_entries()
+    {
+        // Item 17: force rollovers, then crash with every not-dir-fsynced create undone and unsynced bytes dropped.
+        var steps = new List<Step>();
+        for (var i = 0; i < 12; i++) steps.Add(new Step(StepKind.Put, "n" + (i % 4), Oracle.MakeValue("n" + (i % 4), i, 1500)));
+        var options = Workloads.Options(Durability.Synced);
+        var result = CrashCampaign.Run(steps, options, PowerLoss.DropUnsynced, CrashCampaign.BaseSeed);
+        CrashCampaign.Report(output, "new segment, dir entries reverted", result);
+        var clean = WorkloadRun.Execute(new FaultFileSystem(), steps, options, powerLoss: true);
+        Assert.True(clean.Fs.History.Count(o => o.Kind == FsOpKind.Create) >= 4, "the workload must create several segments");
+        Assert.Empty(result.Failures);
+    }
+
+    [Fact]
+    public void Random_subset_reorder_and_garbage_of_unsynced_writes_over_seeded_workloads_in_synced_mode() =>
+        RandomSubsetCampaign([Durability.Synced]);
+
+    [Fact(Skip = "engine bug 2: in Flushed/Buffered mode a dropped unsynced write followed by a landed one makes read-write open throw CorruptionException; see NOTES-crash.md")]
+    public void Random_subset_reorder_and_garbage_of_unsynced_writes_over_seeded_workloads_in_every_mode() =>
+        RandomSubsetCampaign(Enum.GetValues<Durability>());
+
+    private void RandomSubsetCampaign(Durability[] modes)
+    {
+        // Item 18 (SQLite test6.c): each unsynced write lands, is dropped, or becomes garbage, independently.
+        var seeds = 60 * CrashCampaign.Scale;
+        var points = 0;
+        var failures = new List<string>();
+        for (var s = 0; s < seeds; s++)
+        {
+            var seed = CrashCampaign.BaseSeed + s;
+            var steps = Workloads.Random(seed, 30);
+            var durability = modes[s % modes.Length];
+            var r = CrashCampaign.Run(steps, Workloads.Options(durability), PowerLoss.RandomSubset, seed, sample: 8);
+            points += r.CrashPoints;
+            failures.AddRange(r.Failures.Select(f => $"workload seed {seed}: {f}"));
+        }
+        output.WriteLine($"{seeds} random workloads, {points} crash points, {failures.Count} violations");
+        foreach (var f in failures.Take(10)) output.WriteLine(f);
+        Assert.Empty(failures);
+    }
+
+    [Fact]
+    public void Bounded_exhaustive_sequences_of_three_ops_without_batches_survive_a_crash_after_every_file_operation() =>
+        Exhaustive(withBatches: false);
+
+    [Fact] // engine bug 1 fixed on main in 2c40f6a
+    public void Bounded_exhaustive_sequences_of_three_ops_survive_a_crash_after_every_file_operation() =>
+        Exhaustive(withBatches: true);
+
+    private void Exhaustive(bool withBatches)
+    {
+        // Item 8 (ACE-style): every sequence of up to 3 ops over {put, overwrite, delete, batch, rotate, reopen} on 2 keys,
+        // crash after each file operation, in each durability mode, dropping or tearing unsynced data.
+        var alphabet = new Func<int, Step>[]
+        {
+            i => new Step(StepKind.Put, "a", Oracle.MakeValue("a", i, 40)),
+            i => new Step(StepKind.Put, "a", Oracle.MakeValue("a", 100 + i, 70)),
+            _ => new Step(StepKind.Delete, "a"),
+            i => new Step(StepKind.Batch, Entries: [("a", Oracle.MakeValue("a", 200 + i, 30)), ("b", Oracle.MakeValue("b", 200 + i, 30))]),
+            i => new Step(StepKind.Put, "b", Oracle.MakeValue("b", 300 + i, 2000)), // two never fit in one 4 KiB segment: rotates
+            _ => new Step(StepKind.Reopen),
+        };
+        if (!withBatches) alphabet = alphabet.Where((_, i) => i != 3).ToArray();
+        var sequences = new List<List<Step>>();
+        void Extend(List<Step> prefix)
+        {
+            if (prefix.Count > 0) sequences.Add(prefix);
+            if (prefix.Count == 3) return;
+            for (var a = 0; a < alphabet.Length; a++) Extend([.. prefix, alphabet[a](prefix.Count)]);
+        }
+        Extend([]);
+        var modes = new[] { PowerLoss.DropUnsynced, PowerLoss.TornPrefix, PowerLoss.ProcessKill };
+        var points = 0;
+        var failures = new List<string>();
+        foreach (var seq in sequences)
+            foreach (var durability in Enum.GetValues<Durability>())
+            {
+                var mode = modes[(sequences.IndexOf(seq) + (int)durability) % modes.Length];
+                var r = CrashCampaign.Run(seq, Workloads.Options(durability), mode, CrashCampaign.BaseSeed);
+                points += r.CrashPoints;
+                failures.AddRange(r.Failures.Select(f => $"[{string.Join(" ; ", seq)}] {f}"));
+            }
+        output.WriteLine($"{sequences.Count} sequences x 3 durability modes: {points} crash states, {failures.Count} violations");
+        foreach (var f in failures.Take(10)) output.WriteLine(f);
+        Assert.True(points > 2000, $"expected thousands of crash states, got {points}");
+        Assert.Empty(failures);
+    }
+}

@@ -1,0 +1,106 @@
+using System.Text;
+
+namespace Bitcask.CrashTests.Infrastructure;
+
+internal enum StepKind { Put, Delete, Batch, Sync, Reopen, Compact }
+
+/// <summary>One step of a scripted workload. Batch entries with a null value are deletes.</summary>
+internal sealed record Step(StepKind Kind, string Key = "", byte[]? Value = null, IReadOnlyList<(string Key, byte[]? Value)>? Entries = null)
+{
+    public override string ToString() => Kind switch
+    {
+        StepKind.Put => $"put {Key}={Oracle.Show(Value!)}",
+        StepKind.Delete => $"delete {Key}",
+        StepKind.Batch => $"batch[{string.Join(",", Entries!.Select(e => (e.Value is null ? "-" : "+") + e.Key))}]",
+        _ => Kind.ToString().ToLowerInvariant(),
+    };
+}
+
+internal static class Workloads
+{
+    public const string Directory = "/bitcask/store";
+
+    /// <summary>Small segments so the scripted workload rolls over several times.</summary>
+    public static BitcaskOptions Options(Durability durability) => new()
+    {
+        Durability = durability,
+        MaxSegmentBytes = 4096,
+        MaxValueBytes = 2048,
+        CompressionThreshold = 0,
+        // Buffered mode's background flush would make operation numbering depend on timing; it never fires here.
+        SyncInterval = durability == Durability.Synced ? null : TimeSpan.FromHours(1),
+        // Compaction runs as an explicit step; hint files are still written in the background after each seal, so the
+        // numbering of operations can vary slightly between runs (every crash state is still a legal one).
+        CompactionEnabled = false,
+    };
+
+    private static byte[] V(string key, int tag, int length) => Oracle.MakeValue(key, tag, length);
+
+    /// <summary>Puts, overwrites, deletes, batches, explicit syncs, three segment rollovers and a reopen (whose close seals
+    /// the active segment).</summary>
+    public static IReadOnlyList<Step> Scripted()
+    {
+        var s = new List<Step>();
+        var tag = 0;
+        void Put(string k, int len) => s.Add(new Step(StepKind.Put, k, V(k, ++tag, len)));
+        void Del(string k) => s.Add(new Step(StepKind.Delete, k));
+        void Batch(params (string Key, int Len)[] e) =>
+            s.Add(new Step(StepKind.Batch, Entries: e.Select(x => (x.Key, x.Len < 0 ? null : V(x.Key, ++tag, x.Len))).ToList()));
+
+        for (var i = 0; i < 5; i++) Put("k" + i, 120 + 40 * i);
+        Put("k1", 300);                 // overwrite
+        Put("k2", 180);
+        Del("k3");
+        Batch(("k5", 250), ("k0", -1), ("k1", 90));
+        s.Add(new Step(StepKind.Sync));
+        Put("k6", 900);                 // fills the first segment
+        Put("k7", 900);                 // rollover
+        Put("k2", 900);
+        Del("k6");
+        Batch(("k3", 400), ("k6", 300), ("k4", -1));
+        Put("k4", 900);                 // rollover
+        s.Add(new Step(StepKind.Compact));
+        s.Add(new Step(StepKind.Reopen));
+        Put("k0", 200);
+        Put("k5", 700);
+        Del("k1");
+        Batch(("k2", -1), ("k7", 500));
+        Put("k1", 1000);
+        Put("k3", 1000);                // rollover
+        Del("k5");
+        s.Add(new Step(StepKind.Sync));
+        Put("k5", 150);
+        s.Add(new Step(StepKind.Compact));
+        Batch(("k0", 60), ("k8", 60));
+        return s;
+    }
+
+    /// <summary>A seeded random workload over a small key space (for the randomized crash campaigns).</summary>
+    public static IReadOnlyList<Step> Random(int seed, int length)
+    {
+        var rng = new Random(seed);
+        var s = new List<Step>();
+        string Key() => "r" + rng.Next(0, 8);
+        for (var i = 0; i < length; i++)
+        {
+            var roll = rng.Next(100);
+            if (roll < 50) { var k = Key(); s.Add(new Step(StepKind.Put, k, V(k, i, rng.Next(1, 1200)))); }
+            else if (roll < 70) s.Add(new Step(StepKind.Delete, Key()));
+            else if (roll < 88)
+            {
+                var n = rng.Next(1, 5);
+                s.Add(new Step(StepKind.Batch, Entries: Enumerable.Range(0, n).Select(j =>
+                {
+                    var k = Key();
+                    return (k, rng.Next(4) == 0 ? null : V(k, i * 10 + j, rng.Next(1, 300)));
+                }).ToList()));
+            }
+            else if (roll < 94) s.Add(new Step(StepKind.Sync));
+            else if (roll < 97) s.Add(new Step(StepKind.Compact));
+            else s.Add(new Step(StepKind.Reopen));
+        }
+        return s;
+    }
+
+    public static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+}
