@@ -128,12 +128,43 @@ public sealed class WorkloadRunner(StoreConfig config, string directory, RunOpti
     private void RunDurable(RunResult result)
     {
         var time = TimeSpan.FromSeconds(options.DurableSeconds);
+        if (config.Store == "bitcask")
+        {
+            result.Metrics["fdatasync"] = FdatasyncRate(time);
+            Say($"machine: append {KeySpace.KeyLength + options.ValueSize + 32} B + fdatasync {result.Metrics["fdatasync"]:N0}/s");
+        }
         long next = 0;
         foreach (var writers in new[] { 1, 16 })
         {
             var name = "durable" + writers;
             result.Metrics[name] = RunThreads(writers, long.MaxValue, time, (s, t, ref rng, buffer, n) => Put(s, Interlocked.Increment(ref next), 0));
             Say($"{name} {result.Metrics[name]:N0} ops/s");
+        }
+    }
+
+    /// <summary>The machine's own rate of (append one record-sized block + fdatasync) on a plain file in the store's
+    /// directory: the ceiling for one durable writer.</summary>
+    private double FdatasyncRate(TimeSpan time)
+    {
+        var path = Path.Combine(directory, "fdatasync-baseline.tmp");
+        var block = new byte[KeySpace.KeyLength + options.ValueSize + 32];
+        try
+        {
+            using var handle = File.OpenHandle(path, FileMode.Create, FileAccess.ReadWrite);
+            long offset = 0, count = 0;
+            var timer = Stopwatch.StartNew();
+            while (timer.Elapsed < time)
+            {
+                RandomAccess.Write(handle, block, offset);
+                offset += block.Length;
+                if (!Bitcask.Storage.Native.TryDataSync(handle, path)) RandomAccess.FlushToDisk(handle);
+                count++;
+            }
+            return count / timer.Elapsed.TotalSeconds;
+        }
+        finally
+        {
+            File.Delete(path);
         }
     }
 
