@@ -28,7 +28,7 @@ public class CrashPointTests(ITestOutputHelper output)
         return data;
     }
 
-    [Theory(Skip = "engine bugs 1 and 2: a torn batch, or a hole in the unsynced tail, makes read-write open throw CorruptionException; see NOTES-crash.md")]
+    [Theory]
     [MemberData(nameof(KnownBugModes))]
     public void Crash_at_every_operation_of_the_scripted_workload_in_known_bug_modes(PowerLoss mode, Durability durability) =>
         Crash_at_every_operation_of_the_scripted_workload_keeps_acknowledged_writes_and_a_prefix(mode, durability);
@@ -61,7 +61,7 @@ public class CrashPointTests(ITestOutputHelper output)
     public void Random_subset_reorder_and_garbage_of_unsynced_writes_over_seeded_workloads_in_synced_mode() =>
         RandomSubsetCampaign([Durability.Synced]);
 
-    [Fact(Skip = "engine bug 2: in Flushed/Buffered mode a dropped unsynced write followed by a landed one makes read-write open throw CorruptionException; see NOTES-crash.md")]
+    [Fact]
     public void Random_subset_reorder_and_garbage_of_unsynced_writes_over_seeded_workloads_in_every_mode() =>
         RandomSubsetCampaign(Enum.GetValues<Durability>());
 

@@ -98,7 +98,7 @@ public class ErrorTests(ITestOutputHelper output)
             Assert.Null(WorkloadRun.Verify(fs.Crash(mode, new Random(1)), Workloads.Options(Durability.Synced), run.Oracle));
     }
 
-    [Fact(Skip = "engine bug 5: a compaction that fails with ENOSPC leaves its NNNNNNNNNN.seg.tmp output behind until the next read-write open; see NOTES-crash.md")]
+    [Fact]
     public void A_compaction_that_fails_with_enospc_removes_its_temporary_outputs()
     {
         var fs = new FaultFileSystem();
@@ -182,7 +182,7 @@ public class ErrorTests(ITestOutputHelper output)
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "engine gap 4: Dispose swallows a failed final fsync, so a Flushed-mode caller cannot learn its last writes are not durable; see NOTES-crash.md")]
+    [Fact]
     public void A_failed_fsync_during_dispose_is_reported_to_the_caller()
     {
         var fs = new FaultFileSystem();
@@ -192,7 +192,7 @@ public class ErrorTests(ITestOutputHelper output)
         Assert.ThrowsAny<IOException>(store.Dispose);
     }
 
-    [Fact(Skip = "engine bug 3: SegmentWriter.Commit updates the keydir before the group's flush/fsync; see NOTES-crash.md")]
+    [Fact]
     public void A_write_is_not_visible_to_readers_before_its_fsync_in_synced_mode()
     {
         // FORMAT.md §3: "The keydir is updated after that [the fdatasync], so a reader never sees a write that could still
@@ -207,7 +207,7 @@ public class ErrorTests(ITestOutputHelper output)
         Assert.Equal("old"u8.ToArray(), duringSync);
     }
 
-    [Fact(Skip = "engine bug 3: a write whose fsync failed stays in the keydir and is served to readers; see NOTES-crash.md")]
+    [Fact]
     public void A_write_whose_fsync_failed_is_not_visible_to_readers()
     {
         var fs = new FaultFileSystem();

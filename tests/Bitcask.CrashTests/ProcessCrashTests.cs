@@ -51,7 +51,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             return child;
         }
 
-        public bool WaitReady() => Task.WaitAny([Ready.Task, Process.WaitForExitAsync()], TimeSpan.FromSeconds(30)) == 0;
+        public bool WaitReady() => Task.WaitAny([Ready.Task, Process.WaitForExitAsync()], TimeSpan.FromSeconds(120)) == 0; // generous: a loaded CI machine starts .NET slowly
 
         public void Kill()
         {
@@ -109,6 +109,9 @@ public class ProcessCrashTests(ITestOutputHelper output)
         return null;
     }
 
+    /// <summary>Rounds every run makes even on a slow, loaded machine (the time budget only bounds extra rounds).</summary>
+    private const int MinRounds = 3;
+
     private int KillLoop(TimeSpan budget, int maxRounds, bool compact, List<string> problems, Durability[]? modes = null)
     {
         using var dir = new TempDir();
@@ -116,7 +119,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
         var state = new Dictionary<string, byte[]>();
         var rounds = 0;
         var clock = Stopwatch.StartNew();
-        while (rounds < maxRounds && clock.Elapsed < budget)
+        while (rounds < maxRounds && (clock.Elapsed < budget || rounds < MinRounds))
         {
             modes ??= Enum.GetValues<Durability>();
             var durability = modes[rounds % modes.Length];
@@ -164,11 +167,11 @@ public class ProcessCrashTests(ITestOutputHelper output)
         var soak = Soak;
         var rounds = KillLoop(soak > TimeSpan.Zero ? soak : TimeSpan.FromSeconds(40), soak > TimeSpan.Zero ? int.MaxValue : 18, compact: false, problems);
         foreach (var p in problems.Take(10)) output.WriteLine(p);
-        Assert.True(rounds >= 3);
+        Assert.True(rounds >= MinRounds);
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "engine bug 6: SIGKILL during continuous compaction intermittently recovers a state matching no prefix of a writer's ops (seen in Flushed and Buffered); see NOTES-crash.md")]
+    [Fact]
     public void Sigkill_during_continuous_compaction_loses_nothing_acknowledged() => CompactionKills(Enum.GetValues<Durability>());
 
     private void CompactionKills(Durability[] modes)
@@ -177,11 +180,11 @@ public class ProcessCrashTests(ITestOutputHelper output)
         var soak = Soak;
         var rounds = KillLoop(soak > TimeSpan.Zero ? soak : TimeSpan.FromSeconds(30), soak > TimeSpan.Zero ? int.MaxValue : 12, compact: true, problems, modes);
         foreach (var p in problems.Take(10)) output.WriteLine(p);
-        Assert.True(rounds >= 3);
+        Assert.True(rounds >= MinRounds);
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "under investigation (finding 7): an in-process Open in the test host did not throw StoreLockedException while the child held the flock; see NOTES-crash.md")]
+    [Fact]
     public void A_second_writer_process_fails_cleanly_while_the_first_lives_and_succeeds_after_it_is_killed()
     {
         using var dir = new TempDir();
@@ -193,7 +196,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             Assert.Contains("LOCK", e.Message);
             using (var second = Child.Start(dir.Path, Durability.Flushed, 2, compact: false))
             {
-                Assert.True(second.Process.WaitForExit(TimeSpan.FromSeconds(30)));
+                Assert.True(second.Process.WaitForExit(TimeSpan.FromSeconds(120)));
                 Assert.Equal(3, second.Process.ExitCode);
             }
             first.Kill();
