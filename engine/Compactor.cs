@@ -27,8 +27,9 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
     {
         var clock = Stopwatch.StartNew();
         var inputs = new List<Segment>();
+        var applied = writer.AppliedSequence;
         foreach (var s in candidates.OrderBy(s => s.Id))
-            if (s.TryAcquire()) inputs.Add(s);
+            if (s.MaxSequence <= applied && s.TryAcquire()) inputs.Add(s); // never a segment whose newest records are not in the keydir yet
         var outputs = new List<Output>();
         var committed = false;
         try

@@ -24,6 +24,8 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
     private ulong _nextSequence;
     private uint _nextSegmentId;
     private uint _lastWriteSegmentId;
+    private ulong _appliedSequence;       // every record up to this sequence is in the keydir
+    private readonly List<Segment> _sealedInGroup = [];
     private volatile Exception? _failure;
     private volatile Exception? _closed;
 
@@ -39,6 +41,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         _nextSequence = nextSequence;
         _nextSegmentId = nextSegmentId;
         _lastWriteSegmentId = lastWriteSegmentId;
+        _appliedSequence = nextSequence - 1;
         _mapCapacity = (options.MaxSegmentBytes + 4095) & ~4095L;
     }
 
@@ -46,6 +49,11 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
     public Exception? Failure => _failure;
     public Segment? Active => _active;
     public ulong NextSequence => _nextSequence;
+
+    /// <summary>Every record with a sequence up to this one is applied to the keydir. A segment holding a later record
+    /// (sealed by a rollover in the middle of a group whose keydir update is still to come) is not yet safe to compact:
+    /// its newest records would look dead.</summary>
+    public ulong AppliedSequence => Volatile.Read(ref _appliedSequence);
 
     /// <summary>Allocates a segment id (compaction outputs draw from the same counter). Leader or compaction lock only.</summary>
     public uint AllocateSegmentId() => Interlocked.Increment(ref _nextSegmentId) - 1;
@@ -91,12 +99,16 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
             foreach (var r in group)
                 if (r.Kind == WriteRequestKind.Record) ApplyToKeyDir(r, r.Target!, (int)r.Offset, now);
+            Volatile.Write(ref _appliedSequence, _nextSequence - 1);
             if (seal && _active is { } sealing)
             {
                 sealing.SealForReading();
                 _active = null;
-                SegmentSealed?.Invoke(sealing);
+                _sealedInGroup.Add(sealing);
             }
+            // Only now, with the group's keys pointing at them, may hint writing and compaction look at sealed segments.
+            foreach (var segment in _sealedInGroup) SegmentSealed?.Invoke(segment);
+            _sealedInGroup.Clear();
         }
         catch (Exception e)
         {
@@ -105,6 +117,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             _failure = new IOException($"The store at '{_directory}' stopped accepting writes after a failed write or fsync: {e.Message}. " +
                 "Writes acknowledged before the failure are safe; reopen the store to continue.", e);
             Log.WritePathFailed(_logger, e, e.Message);
+            _sealedInGroup.Clear();
             throw;
         }
     }
@@ -176,7 +189,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         if (active is not null)
         {
             Log.RolledOver(_logger, active.Id, active.Length, id);
-            SegmentSealed?.Invoke(active);
+            _sealedInGroup.Add(active); // announced after the group's keydir update (see Commit)
         }
         return segment;
     }
