@@ -127,8 +127,13 @@ internal sealed class Segment
     {
         var length = Volatile.Read(ref _fileLength);
         _file.Sync();
-        Volatile.Write(ref _durableLength, length);
+        // A background writeback sync may race the writer's own: keep the larger durable length.
+        for (var known = Volatile.Read(ref _durableLength); length > known; known = Volatile.Read(ref _durableLength))
+            if (Interlocked.CompareExchange(ref _durableLength, length, known) == known) break;
     }
+
+    /// <summary>File length at which the last background writeback sync was started (writer thread only).</summary>
+    public long WritebackRequestedAt { get; set; }
 
     /// <summary>Bytes of this segment known to be on disk (as of the last successful <see cref="Sync"/>).</summary>
     public long DurableLength => Volatile.Read(ref _durableLength);
@@ -165,7 +170,8 @@ internal sealed class Segment
     }
 
     /// <summary>Takes a reader reference; false when the segment has been retired. Uncontended between threads
-    /// (the count is striped over cache lines), so parallel readers of one segment do not slow each other down.</summary>
+    /// (the count is striped over cache lines), so parallel readers of one segment do not slow each other down.
+    /// The reference must be released on the thread that took it.</summary>
     public bool TryAcquire()
     {
         var slot = _readers.Enter();

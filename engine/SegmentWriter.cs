@@ -95,6 +95,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             {
                 if (flush) active.Flush();
                 if (sync) active.Sync(); // acknowledged writes of this group survive power loss from here on
+                else if (active.Length - active.WritebackRequestedAt >= WritebackEveryBytes) StartWriteback(active);
             }
             // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
             foreach (var r in group)
@@ -119,6 +120,61 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             Log.WritePathFailed(_logger, e, e.Message);
             _sealedInGroup.Clear();
             throw;
+        }
+    }
+
+    /// <summary>In Flushed and Buffered mode nothing fsyncs the active segment until it is sealed, when up to a whole
+    /// segment of dirty pages would have to reach the disk while every writer waits; a background fdatasync every
+    /// 8 MiB keeps that small (and advances the durable length that recovery's torn-tail proof relies on).</summary>
+    private const long WritebackEveryBytes = 8L << 20;
+
+    private void StartWriteback(Segment segment)
+    {
+        segment.WritebackRequestedAt = segment.Length;
+        _writeback ??= new Writeback(this);
+        _writeback.Start(segment);
+    }
+
+    private Writeback? _writeback;
+
+    /// <summary>The background fdatasync of the active segment; one at a time, reused (no allocation per start).</summary>
+    private sealed class Writeback(SegmentWriter writer) : IThreadPoolWorkItem
+    {
+        private int _running;
+        private Segment? _target;
+
+        public void Start(Segment segment)
+        {
+            if (Interlocked.CompareExchange(ref _running, 1, 0) != 0) return; // the previous one still runs: it covers most of this
+            _target = segment;
+            ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        }
+
+        public void Execute()
+        {
+            var target = _target!;
+            if (!target.TryAcquire()) // reader references are per thread: taken and released here (closed store: nothing to do)
+            {
+                _target = null;
+                Volatile.Write(ref _running, 0);
+                return;
+            }
+            try
+            {
+                target.Sync(); // writeback only: no write is acknowledged on the strength of this fsync
+            }
+            catch (Exception e)
+            {
+                // After a failed fsync the kernel may have dropped dirty pages: refuse further writes (fsyncgate).
+                writer._failure ??= new IOException($"The store at '{writer._directory}' stopped accepting writes after a failed background fsync: {e.Message}. Reopen the store to continue.", e);
+                Log.WritePathFailed(writer._logger, e, e.Message);
+            }
+            finally
+            {
+                _target = null;
+                target.Release();
+                Volatile.Write(ref _running, 0);
+            }
         }
     }
 
