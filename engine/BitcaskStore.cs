@@ -122,7 +122,19 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         try
         {
             var recovery = new StoreRecovery(fs, fullPath, options, logger);
-            recovery.Run();
+            for (var attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    recovery.Run();
+                    break;
+                }
+                catch (FileNotFoundException) when (options.ReadOnly && attempt < 5)
+                {
+                    // A writer beside this read-only open compacted a segment away between listing and opening: list again.
+                    recovery = new StoreRecovery(fs, fullPath, options, logger);
+                }
+            }
             var store = new BitcaskStore(fs, fullPath, options, logger, recovery, storeLock);
             Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
                 recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);

@@ -196,41 +196,34 @@ internal sealed class KeyDir
         var stripe = StripeOf(hash);
         lock (stripe.Gate)
         {
-            stripe.BeginWrite();
-            try
+            // No reader exists while the store is being opened, so the optimistic-read version needs no bump here.
+            var i = stripe.Find(key, hash, out _);
+            if (i < 0)
             {
-                var i = stripe.Find(key, hash, out _);
-                if (i < 0)
-                {
-                    i = stripe.Insert(key, hash, location, expiresAt);
-                    stripe.Seq![i] = sequence;
-                    if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-                    displaced = default;
-                    displacedTombstone = false;
-                    return RecoverOutcome.Inserted;
-                }
-                ref var e = ref stripe.Entries[i];
-                var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
-                var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
-                if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
-                {
-                    displaced = location;
-                    displacedTombstone = tombstone;
-                    return RecoverOutcome.Older;
-                }
-                displaced = current;
-                displacedTombstone = currentTombstone;
-                if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
-                stripe.Update(i, location, expiresAt);
-                stripe.Seq[i] = sequence;
+                i = stripe.Insert(key, hash, location, expiresAt);
+                stripe.Seq![i] = sequence;
                 if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-                else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
-                return RecoverOutcome.Replaced;
+                displaced = default;
+                displacedTombstone = false;
+                return RecoverOutcome.Inserted;
             }
-            finally
+            ref var e = ref stripe.Entries[i];
+            var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
+            var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
+            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
             {
-                stripe.EndWrite();
+                displaced = location;
+                displacedTombstone = tombstone;
+                return RecoverOutcome.Older;
             }
+            displaced = current;
+            displacedTombstone = currentTombstone;
+            if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
+            stripe.Update(i, location, expiresAt);
+            stripe.Seq[i] = sequence;
+            if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
+            else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
+            return RecoverOutcome.Replaced;
         }
     }
 

@@ -123,7 +123,7 @@ internal sealed class StoreRecovery
                 try
                 {
                     using var f = _fs.OpenFile(hint, StorageOpenMode.ReadOnly);
-                    estimate += f.Length / 48;
+                    estimate += f.Length / 40;
                     continue;
                 }
                 catch (IOException) { }
@@ -328,31 +328,41 @@ internal sealed class StoreRecovery
     {
         var path = Path.Combine(_directory, StoreFiles.HintName(segment.Id));
         if (!_hintIds.Contains(segment.Id)) return false;
-        byte[]? bytes = null;
         string? problem;
         try
         {
             using var file = _fs.OpenFile(path, StorageOpenMode.ReadOnly);
             var length = file.Length;
-            if (length > int.MaxValue) problem = "hint file is larger than 2 GiB";
+            // Every entry describes a record of at least 32 bytes in 24 or more, so a whole hint is never longer than its
+            // segment plus header and trailer: anything longer is damage, and is not read into memory.
+            if (length > segment.Length + HintFile.HeaderSize + HintFile.TrailerSize)
+                problem = $"hint file of {length} bytes is longer than its segment allows";
             else
             {
-                bytes = ReadAll(file, length);
-                problem = HintFile.Validate(bytes, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out _);
+                using var mapping = file.Map(length);
+                var hint = mapping is not null ? mapping.GetSpan(0, (int)length) : ReadAll(file, length);
+                problem = HintFile.Validate(hint, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out _);
+                if (problem is null)
+                {
+                    ApplyHint(segment, hint);
+                    return true;
+                }
             }
         }
         catch (IOException e)
         {
             problem = "hint file unreadable: " + e.Message;
         }
-        if (problem is not null)
-        {
-            Log.HintRejected(_logger, path, problem);
-            AddFinding(new RecoveryFinding(path, 0, problem, ReadOnly ? "segment scanned instead" : "segment scanned instead; hint rewritten"));
-            return false;
-        }
+        Log.HintRejected(_logger, path, problem);
+        AddFinding(new RecoveryFinding(path, 0, problem, ReadOnly ? "segment scanned instead" : "segment scanned instead; hint rewritten"));
+        return false;
+    }
+
+    /// <summary>Applies a validated hint: one keydir insert per entry, nothing else allocated.</summary>
+    private void ApplyHint(Segment segment, ReadOnlySpan<byte> hint)
+    {
         ulong min = ulong.MaxValue, max = 0;
-        var reader = new HintFile.Reader(bytes.AsSpan(0, bytes!.Length - HintFile.TrailerSize), checkEntryCrc: false);
+        var reader = new HintFile.Reader(hint[..^HintFile.TrailerSize], checkEntryCrc: false);
         while (reader.Next(out var entry, out var key, out _))
         {
             min = Math.Min(min, entry.Sequence);
@@ -362,7 +372,6 @@ internal sealed class StoreRecovery
         }
         segment.MinSequence = min == ulong.MaxValue ? 0 : min;
         segment.MaxSequence = max;
-        return true;
     }
 
     private HashSet<uint> _hintIds = [];

@@ -12,8 +12,8 @@ internal readonly record struct HintEntry(RecordKind Kind, uint Offset, uint Len
 /// keydir by reading a fraction of the bytes. Layout:
 /// <code>
 /// header  32 B: "BCHT", u16 version, u16 0, u32 segment id, u32 0, u64 segment length, u32 0, u32 CRC-32 of [0,28)
-/// entry   32 B + key: u32 CRC-32 of [4, 32+keyLength), u8 kind, u8 0, u16 keyLength, u32 offset, u32 length,
-///                     u64 sequence, i64 expiresAt, key
+/// entry   24 B (+ 8) + key: u32 CRC-32 of the rest of the entry, u8 kind, u8 flags (bit 0: has expiry), u16 keyLength,
+///                     u32 offset, u32 length, u64 sequence, [i64 expiresAt when flag bit 0], key
 /// trailer 24 B: "BCHE", u32 0, u64 entry count, u32 CRC-32 of every byte before the trailer, u32 CRC-32 of [0,20)
 /// </code>
 /// </summary>
@@ -23,7 +23,8 @@ internal static class HintFile
     public const uint TrailerMagic = 0x45484342; // "BCHE"
     public const ushort Version = 1;
     public const int HeaderSize = 32;
-    public const int EntryHeaderSize = 32;
+    public const int EntryHeaderSize = 24;
+    public const byte HasExpiryFlag = 1;
     public const int TrailerSize = 24;
 
     /// <summary>Builds the hint bytes for a segment by walking its (already validated) records.</summary>
@@ -58,17 +59,19 @@ internal static class HintFile
 
     public static void AppendEntry(ArrayBufferWriter<byte> output, HintEntry entry, ReadOnlySpan<byte> key)
     {
-        var span = output.GetSpan(EntryHeaderSize + key.Length)[..(EntryHeaderSize + key.Length)];
+        var expiry = entry.ExpiresAt != 0 ? 8 : 0;
+        var size = EntryHeaderSize + expiry + key.Length;
+        var span = output.GetSpan(size)[..size];
         span[4] = (byte)entry.Kind;
-        span[5] = 0;
+        span[5] = expiry != 0 ? HasExpiryFlag : (byte)0;
         BinaryPrimitives.WriteUInt16LittleEndian(span[6..], (ushort)key.Length);
         BinaryPrimitives.WriteUInt32LittleEndian(span[8..], entry.Offset);
         BinaryPrimitives.WriteUInt32LittleEndian(span[12..], entry.Length);
         BinaryPrimitives.WriteUInt64LittleEndian(span[16..], entry.Sequence);
-        BinaryPrimitives.WriteInt64LittleEndian(span[24..], entry.ExpiresAt);
-        key.CopyTo(span[EntryHeaderSize..]);
+        if (expiry != 0) BinaryPrimitives.WriteInt64LittleEndian(span[24..], entry.ExpiresAt);
+        key.CopyTo(span[(EntryHeaderSize + expiry)..]);
         BinaryPrimitives.WriteUInt32LittleEndian(span, Crc32.HashToUInt32(span[4..]));
-        output.Advance(span.Length);
+        output.Advance(size);
     }
 
     public static void AppendTrailer(ArrayBufferWriter<byte> output, ulong count)
@@ -163,14 +166,16 @@ internal static class HintFile
             var rest = _body[Position..];
             if (rest.Length < EntryHeaderSize) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
             var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(rest[6..]);
-            if (rest.Length < EntryHeaderSize + keyLength) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
-            var span = rest[..(EntryHeaderSize + keyLength)];
+            var flags = rest[5];
+            var expiry = (flags & HasExpiryFlag) != 0 ? 8 : 0;
+            if (rest.Length < EntryHeaderSize + expiry + keyLength) { Error = error = $"hint entry at offset {Position} is cut short"; return false; }
+            var span = rest[..(EntryHeaderSize + expiry + keyLength)];
             if (_checkEntryCrc && BinaryPrimitives.ReadUInt32LittleEndian(span) != Crc32.HashToUInt32(span[4..])) { Error = error = $"hint entry at offset {Position}: CRC mismatch"; return false; }
             var kind = (RecordKind)span[4];
-            if (kind is not (RecordKind.Put or RecordKind.Tombstone) || span[5] != 0) { Error = error = $"hint entry at offset {Position}: unknown kind {(byte)kind}"; return false; }
+            if (kind is not (RecordKind.Put or RecordKind.Tombstone) || (flags & ~HasExpiryFlag) != 0) { Error = error = $"hint entry at offset {Position}: unknown kind {(byte)kind} or flags 0x{flags:x2}"; return false; }
             entry = new HintEntry(kind, BinaryPrimitives.ReadUInt32LittleEndian(span[8..]), BinaryPrimitives.ReadUInt32LittleEndian(span[12..]),
-                BinaryPrimitives.ReadUInt64LittleEndian(span[16..]), BinaryPrimitives.ReadInt64LittleEndian(span[24..]));
-            key = span[EntryHeaderSize..];
+                BinaryPrimitives.ReadUInt64LittleEndian(span[16..]), expiry != 0 ? BinaryPrimitives.ReadInt64LittleEndian(span[24..]) : 0);
+            key = span[(EntryHeaderSize + expiry)..];
             Position += span.Length;
             return true;
         }

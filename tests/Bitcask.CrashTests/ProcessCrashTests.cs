@@ -51,7 +51,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             return child;
         }
 
-        public bool WaitReady() => Task.WaitAny([Ready.Task, Process.WaitForExitAsync()], TimeSpan.FromSeconds(30)) == 0;
+        public bool WaitReady() => Task.WaitAny([Ready.Task, Process.WaitForExitAsync()], TimeSpan.FromSeconds(120)) == 0; // generous: a loaded CI machine starts .NET slowly
 
         public void Kill()
         {
@@ -196,7 +196,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             Assert.Contains("LOCK", e.Message);
             using (var second = Child.Start(dir.Path, Durability.Flushed, 2, compact: false))
             {
-                Assert.True(second.Process.WaitForExit(TimeSpan.FromSeconds(30)));
+                Assert.True(second.Process.WaitForExit(TimeSpan.FromSeconds(120)));
                 Assert.Equal(3, second.Process.ExitCode);
             }
             first.Kill();

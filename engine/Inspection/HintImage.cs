@@ -1,0 +1,104 @@
+using System.Buffers.Binary;
+using System.IO.Hashing;
+
+namespace Bitcask.Inspection;
+
+/// <summary>One entry of a hint file (FORMAT.md §4): where the newest record of a key sits in the segment.</summary>
+internal readonly record struct HintImageEntry(byte[] Key, byte Kind, uint Offset, uint Length, ulong Sequence, long ExpiresAt);
+
+/// <summary>
+/// Reads and writes hint files exactly as FORMAT.md §4 specifies, reporting every defect with its byte offset.
+/// Used by verify (hint must agree with its segment) and repair (rebuild a missing or damaged hint).
+/// </summary>
+internal static class HintImage
+{
+    public const uint HeaderMagic = 0x54484342;  // "BCHT"
+    public const uint TrailerMagic = 0x45484342; // "BCHE"
+    public const ushort Version = 1;
+    public const int HeaderSize = 32;
+    public const int EntryHeaderSize = 32;
+    public const int TrailerSize = 24;
+
+    public sealed record ParseResult(uint SegmentId, long SegmentLength, List<(long Offset, HintImageEntry Entry)> Entries, List<(long Offset, string Problem)> Problems)
+    {
+        public bool IsWhole => Problems.Count == 0;
+    }
+
+    /// <summary>Parses a hint file's bytes. Never throws on bad bytes; every defect becomes a problem with its offset.</summary>
+    public static ParseResult Parse(ReadOnlySpan<byte> data, int maxProblems = 20)
+    {
+        var problems = new List<(long, string)>();
+        var entries = new List<(long, HintImageEntry)>();
+        if (data.Length < HeaderSize + TrailerSize)
+        {
+            problems.Add((0, $"hint file of {data.Length} bytes is shorter than a header and trailer ({HeaderSize + TrailerSize} bytes)"));
+            return new ParseResult(0, 0, entries, problems);
+        }
+        var header = data[..HeaderSize];
+        uint segmentId = 0;
+        long segmentLength = 0;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header) != HeaderMagic) problems.Add((0, "hint header magic is not BCHT"));
+        else if (BinaryPrimitives.ReadUInt32LittleEndian(header[28..]) != Crc32.HashToUInt32(header[..28])) problems.Add((28, "hint header CRC mismatch"));
+        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) is var v && v != Version) problems.Add((4, $"hint format version {v} is not supported (this build reads version {Version})"));
+        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[24..]) != 0)
+            problems.Add((6, "hint header reserved bytes are not zero"));
+        else
+        {
+            segmentId = BinaryPrimitives.ReadUInt32LittleEndian(header[8..]);
+            segmentLength = BinaryPrimitives.ReadInt64LittleEndian(header[16..]);
+        }
+        if (problems.Count > 0) return new ParseResult(0, 0, entries, problems);
+
+        var trailerAt = data.Length - TrailerSize;
+        var trailer = data[trailerAt..];
+        var trailerOk = BinaryPrimitives.ReadUInt32LittleEndian(trailer) == TrailerMagic
+                        && BinaryPrimitives.ReadUInt32LittleEndian(trailer[20..]) == Crc32.HashToUInt32(trailer[..20]);
+        if (!trailerOk)
+        {
+            problems.Add((trailerAt, "hint trailer is missing or damaged (magic or trailer CRC wrong; the file may be truncated)"));
+            return new ParseResult(segmentId, segmentLength, entries, problems);
+        }
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(data[..trailerAt]))
+            problems.Add((trailerAt + 16, "hint whole-file CRC mismatch (some byte before the trailer is damaged)"));
+        var expectedCount = BinaryPrimitives.ReadInt64LittleEndian(trailer[8..]);
+
+        var position = HeaderSize;
+        long count = 0;
+        while (position < trailerAt)
+        {
+            if (trailerAt - position < EntryHeaderSize)
+            {
+                problems.Add((position, $"hint entry header is cut short ({trailerAt - position} bytes before the trailer)"));
+                break;
+            }
+            var e = data[position..trailerAt];
+            var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
+            if (EntryHeaderSize + keyLength > e.Length)
+            {
+                problems.Add((position, $"hint entry with a {keyLength}-byte key runs past the trailer"));
+                break;
+            }
+            var whole = e[..(EntryHeaderSize + keyLength)];
+            if (BinaryPrimitives.ReadUInt32LittleEndian(whole) != Crc32.HashToUInt32(whole[4..]))
+                problems.Add((position, "hint entry CRC mismatch"));
+            else if (whole[4] is not (1 or 2)) problems.Add((position, $"hint entry kind {whole[4]} is not put (1) or tombstone (2)"));
+            else if (whole[5] != 0) problems.Add((position, "hint entry reserved byte is not zero"));
+            else
+            {
+                var offset = BinaryPrimitives.ReadUInt32LittleEndian(whole[8..]);
+                var length = BinaryPrimitives.ReadUInt32LittleEndian(whole[12..]);
+                if ((long)offset + length > segmentLength)
+                    problems.Add((position, $"hint entry points at bytes [{offset}, {(long)offset + length}) past the segment length {segmentLength}"));
+                else
+                    entries.Add((position, new HintImageEntry(whole[EntryHeaderSize..].ToArray(), whole[4], offset, length,
+                        BinaryPrimitives.ReadUInt64LittleEndian(whole[16..]), BinaryPrimitives.ReadInt64LittleEndian(whole[24..]))));
+            }
+            count++;
+            position += whole.Length;
+            if (problems.Count >= maxProblems) break;
+        }
+        if (problems.Count == 0 && count != expectedCount)
+            problems.Add((trailerAt + 8, $"hint trailer counts {expectedCount} entries but the file holds {count}"));
+        return new ParseResult(segmentId, segmentLength, entries, problems);
+    }
+}

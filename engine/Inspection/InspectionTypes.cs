@@ -1,0 +1,137 @@
+namespace Bitcask.Inspection;
+
+/// <summary>What kind of problem <see cref="StoreInspector.Verify"/> found. Names are stable: scripts match on them.</summary>
+public static class ProblemKinds
+{
+    /// <summary>The newest write segment ends in bytes that are not a whole valid record, and nothing valid follows:
+    /// what a crash mid-append leaves. A read-write open (or <c>repair</c>) truncates it.</summary>
+    public const string TornTail = "torn tail";
+    /// <summary>A record that fails validation (length, kind, flags, CRC) with valid data after it, or in a sealed segment.</summary>
+    public const string DamagedRecord = "damaged record";
+    /// <summary>A put whose CRC is right but whose LZ4 value does not decode to its recorded length.</summary>
+    public const string UndecodableValue = "undecodable value";
+    /// <summary>A segment header that is invalid (magic, CRC, id): the whole segment is unreadable.</summary>
+    public const string BadSegmentHeader = "bad segment header";
+    /// <summary>The newest segment holds no more than a partial header: an interrupted segment creation.</summary>
+    public const string IncompleteSegment = "incomplete segment";
+    /// <summary>A segment of a format version this build does not read.</summary>
+    public const string UnsupportedVersion = "unsupported version";
+    /// <summary>A write segment names a previous write segment that is neither present nor replaced by a compaction.</summary>
+    public const string MissingSegment = "missing segment";
+    /// <summary>Output of a compaction that did not finish (some outputs missing); open removes it, the inputs stay.</summary>
+    public const string InterruptedCompaction = "interrupted compaction";
+    /// <summary>Input of a finished compaction that is still present; open removes it.</summary>
+    public const string StaleSegment = "stale segment";
+    /// <summary>A hint file that is not whole (header, entry, trailer or whole-file CRC wrong, truncated).</summary>
+    public const string BadHint = "bad hint";
+    /// <summary>A whole hint file that does not describe its segment (wrong id or length, entries that disagree).</summary>
+    public const string HintMismatch = "hint mismatch";
+    /// <summary>A hint file whose segment is not present.</summary>
+    public const string OrphanHint = "orphan hint";
+}
+
+/// <summary>One problem: the file (name inside the store directory), the byte offset, the kind and what is wrong.</summary>
+public sealed record StoreProblem(string File, long Offset, string Kind, string Message)
+{
+    /// <summary>Bytes the problem covers (damaged range or torn tail length; 0 when not a byte range).</summary>
+    public long Length { get; init; }
+
+    public override string ToString() => $"{File}:{Offset}: {Kind}: {Message}";
+}
+
+/// <summary>The result of <see cref="StoreInspector.Verify"/>.</summary>
+public sealed record VerifyReport
+{
+    public required string Directory { get; init; }
+    /// <summary>Segment files found (including unreadable ones).</summary>
+    public int Segments { get; init; }
+    public int HintFiles { get; init; }
+    /// <summary>Valid puts and tombstones (entries of a batch counted one by one).</summary>
+    public long Records { get; init; }
+    public long Batches { get; init; }
+    public long Tombstones { get; init; }
+    /// <summary>Live, unexpired keys: what a read-only open would serve.</summary>
+    public long Keys { get; init; }
+    /// <summary>Bytes read: every segment and hint file.</summary>
+    public long Bytes { get; init; }
+    public required IReadOnlyList<StoreProblem> Problems { get; init; }
+    /// <summary>Things that are not problems but worth knowing (e.g. leftover temporary files, which a read-write open removes).</summary>
+    public required IReadOnlyList<string> Notes { get; init; }
+    public bool Healthy => Problems.Count == 0;
+}
+
+/// <summary>The kind of a record as <see cref="StoreInspector.ReadRecords"/> reports it.</summary>
+public enum RecordType
+{
+    Put = 1,
+    Tombstone = 2,
+    /// <summary>Bytes that are not a valid record (see <see cref="RecordInfo.Problem"/>).</summary>
+    Damaged = 100,
+}
+
+/// <summary>One record in file order. Entries of an atomic batch are reported one by one with <see cref="BatchOffset"/> set.</summary>
+public sealed record RecordInfo
+{
+    public uint SegmentId { get; init; }
+    public required string File { get; init; }
+    /// <summary>Offset of the record (of the nested entry for a batch entry) in the segment file.</summary>
+    public long Offset { get; init; }
+    /// <summary>Bytes the record occupies on disk.</summary>
+    public long Length { get; init; }
+    public RecordType Kind { get; init; }
+    public ulong Sequence { get; init; }
+    /// <summary>Absolute Unix milliseconds; 0 = never.</summary>
+    public long ExpiresAt { get; init; }
+    public byte[] Key { get; init; } = [];
+    /// <summary>The value as a reader gets it (decompressed); empty for tombstones and when values were not requested.</summary>
+    public byte[] Value { get; init; } = [];
+    /// <summary>Length of the value as a reader gets it.</summary>
+    public long ValueLength { get; init; }
+    public bool Compressed { get; init; }
+    /// <summary>Offset of the enclosing batch record, when this entry is part of one.</summary>
+    public long? BatchOffset { get; init; }
+    /// <summary>True when the keydir of a fresh open would point at this record (the newest, unexpired put of its key).</summary>
+    public bool Live { get; init; }
+    /// <summary>For <see cref="RecordType.Damaged"/>: what is wrong.</summary>
+    public string? Problem { get; init; }
+}
+
+/// <summary>Options for <see cref="StoreInspector"/>. The limits default to the largest the format allows, so that a
+/// store written with any options validates; set them to a store's own options to be stricter.</summary>
+public sealed record InspectOptions
+{
+    public int MaxKeyBytes { get; init; } = ushort.MaxValue;
+    public int MaxValueBytes { get; init; } = int.MaxValue - ushort.MaxValue - 1024;
+    public long MaxSegmentBytes { get; init; } = int.MaxValue;
+    /// <summary>Called with (bytes done, bytes total) as files are read.</summary>
+    public Action<long, long>? Progress { get; init; }
+    /// <summary>Clock for deciding which keys are expired. Default: the system clock.</summary>
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+    /// <summary>At most this many problems are listed per hint file (the rest are counted in one line).</summary>
+    public int MaxProblemsPerFile { get; init; } = 20;
+}
+
+/// <summary>What <see cref="StoreInspector.Repair"/> did.</summary>
+public sealed record RepairReport
+{
+    public required string Directory { get; init; }
+    /// <summary>The quarantine directory (inside the store directory) that holds every byte range repair removed.</summary>
+    public required string QuarantineDirectory { get; init; }
+    /// <summary>One line per action, in the order they were done.</summary>
+    public required IReadOnlyList<string> Actions { get; init; }
+    /// <summary>Files written into the quarantine directory.</summary>
+    public required IReadOnlyList<string> QuarantinedFiles { get; init; }
+    /// <summary>What verify reported before the repair.</summary>
+    public required VerifyReport Before { get; init; }
+    /// <summary>What verify reports after it.</summary>
+    public required VerifyReport After { get; init; }
+    /// <summary>What the engine's own read-write open found and did at the end of the repair.</summary>
+    public required IReadOnlyList<RecoveryFinding> OpenFindings { get; init; }
+}
+
+/// <summary>The path names an existing directory that holds no store files (no segment, hint or LOCK file).</summary>
+public sealed class NotAStoreException(string directory)
+    : IOException($"'{directory}' is not a Bitcask store: it holds no segment (*.seg), hint (*.hint) or LOCK file.")
+{
+    public string Directory { get; } = directory;
+}
