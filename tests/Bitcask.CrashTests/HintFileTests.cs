@@ -56,11 +56,15 @@ public class HintFileTests(ITestOutputHelper output)
 
     private static uint IdOf(string file) => uint.Parse(Path.GetFileNameWithoutExtension(file));
 
+    /// <summary>Size of the hint entry at <paramref name="entry"/>: 24 bytes, 8 more when flag bit 0 (has expiry) is set, then the key.</summary>
+    private static int EntrySize(byte[] hint, int entry) =>
+        24 + ((hint[entry + 5] & 1) != 0 ? 8 : 0) + BinaryPrimitives.ReadUInt16LittleEndian(hint.AsSpan(entry + 6));
+
     /// <summary>Offsets of the entries of a well-formed hint file.</summary>
     private static List<int> EntryOffsets(byte[] hint)
     {
         var offsets = new List<int>();
-        for (var p = 32; p < hint.Length - 24; p += 32 + BinaryPrimitives.ReadUInt16LittleEndian(hint.AsSpan(p + 6))) offsets.Add(p);
+        for (var p = 32; p < hint.Length - 24; p += EntrySize(hint, p)) offsets.Add(p);
         return offsets;
     }
 
@@ -68,8 +72,7 @@ public class HintFileTests(ITestOutputHelper output)
     /// can be caught only by what the hint says, not by a checksum.</summary>
     private static void Reseal(byte[] hint, int entry)
     {
-        var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(hint.AsSpan(entry + 6));
-        BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(entry), Crc32.HashToUInt32(hint.AsSpan(entry + 4, 28 + keyLength)));
+        BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(entry), Crc32.HashToUInt32(hint.AsSpan(entry + 4, EntrySize(hint, entry) - 4)));
         var trailer = hint.Length - 24;
         BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(trailer + 16), Crc32.HashToUInt32(hint.AsSpan(0, trailer)));
         BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(trailer + 20), Crc32.HashToUInt32(hint.AsSpan(trailer, 20)));
@@ -114,6 +117,9 @@ public class HintFileTests(ITestOutputHelper output)
         }
         foreach (var (f, b) in before)
             if (!fs.FileExists(f) || !b.AsSpan().SequenceEqual(fs.ReadAllBytes(f))) return $"{what}: a read-only open changed {f}";
+        var verify = VerifyCli.Verify(fs);
+        if (verify.Code != 1 || !verify.Problems.Any(p => p.File == Path.GetFileName(hint) && p.Kind is "bad hint" or "hint mismatch"))
+            return $"{what}: bitcask verify did not report the bad hint: {verify}";
         using (var store = BitcaskStore.Open(Dir, Options, fs))
         {
             var (state, errors) = Read(store);
@@ -147,6 +153,19 @@ public class HintFileTests(ITestOutputHelper output)
         foreach (var hint in image.Hints) fs.RemoveFile(hint);
         using (var store = BitcaskStore.Open(Dir, Options with { ReadOnly = true }, fs))
             Assert.True(Oracle.SameState(image.State, Oracle.Dump(store)));
+    }
+
+    [Fact(Skip = "engine bug 10: bitcask verify parses hint entries as 32 bytes; the engine writes 24 (+8), see NOTES-crash.md")]
+    public void Bitcask_verify_accepts_the_hint_files_the_engine_writes()
+    {
+        var image = Build();
+        var report = VerifyCli.Verify(image.Fs);
+        Assert.True(report.Code == 0, $"a store closed cleanly by the engine: {report}");
+        // And after a compaction, whose outputs carry hints built alongside.
+        var fs = image.Fs.Clone();
+        using (var store = BitcaskStore.Open(Dir, Options, fs)) store.Compact();
+        report = VerifyCli.Verify(fs);
+        Assert.True(report.Code == 0, $"after a compaction: {report}");
     }
 
     [Fact]
@@ -199,6 +218,7 @@ public class HintFileTests(ITestOutputHelper output)
         var segmentLength = image.Fs.ReadAllBytes(segment).Length;
         var good = image.Fs.ReadAllBytes(HintOf(segment));
         var problems = new List<string>();
+        // Entry fields (FORMAT.md §4): offset at +8, length at +12.
         foreach (var (field, value) in new[] { (8, (uint)segmentLength + 100), (8, (uint)segmentLength - 4), (12, (uint)segmentLength), (8, uint.MaxValue), (12, uint.MaxValue) })
         {
             var bad = (byte[])good.Clone();
