@@ -166,7 +166,10 @@ public class CrashPointTests(ITestOutputHelper output)
             var seed = CrashCampaign.BaseSeed + s;
             var steps = Workloads.Random(seed, 30);
             var durability = modes[s % modes.Length];
-            var r = CrashCampaign.Run(steps, Workloads.Options(durability), PowerLoss.RandomSubset, seed, sample: 8);
+            // Every other workload also persists a random subset of the pending directory changes.
+            var loss = s % 2 == 0 ? DirectoryLoss.RevertAll : DirectoryLoss.RandomSubset;
+            var r = CrashCampaign.Run(steps, Workloads.Options(durability), PowerLoss.RandomSubset, seed, sample: 8,
+                configure: fs => { fs.DirectoryLoss = loss; return fs; });
             points += r.CrashPoints;
             failures.AddRange(r.Failures.Select(f => $"workload seed {seed}: {f}"));
         }

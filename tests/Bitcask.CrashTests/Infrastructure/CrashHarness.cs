@@ -201,7 +201,7 @@ internal static class CrashCampaign
         DiskCheck? check = null)
     {
         var clean = WorkloadRun.Execute(Prepare(new FaultFileSystem(), configure), steps, options, mode != PowerLoss.ProcessKill, compact);
-        if (clean.StoppedBy is not null && configure is null)
+        if (clean.StoppedBy is not null && clean.Fs.SkipSafetyStep is null && clean.Fs.Faults.Count == 0 && clean.Fs.BeforeOperation is null)
             return new Result(0, 0, [$"the workload fails without any crash: {clean.StoppedBy}"]);
         var total = clean.Fs.OperationCount;
         var points = Enumerable.Range(0, total + 1).ToList();
