@@ -153,7 +153,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     public byte[]? Get(ReadOnlySpan<byte> key)
     {
         byte[]? result = null;
-        return Read(key, ref result, null) ? result : null;
+        return Read(key, ref result, null, out _) ? result : null;
     }
 
     /// <summary>Writes the value of <paramref name="key"/> into <paramref name="destination"/> and returns true, or returns
@@ -162,7 +162,18 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     {
         ArgumentNullException.ThrowIfNull(destination);
         byte[]? unused = null;
-        return Read(key, ref unused, destination);
+        return Read(key, ref unused, destination, out _);
+    }
+
+    /// <summary>Like <see cref="TryGet(ReadOnlySpan{byte}, IBufferWriter{byte})"/>, and also returns the key's expiry
+    /// (null when it has none), read from the same record as the value.</summary>
+    public bool TryGet(ReadOnlySpan<byte> key, IBufferWriter<byte> destination, out DateTimeOffset? expiresAt)
+    {
+        ArgumentNullException.ThrowIfNull(destination);
+        byte[]? unused = null;
+        var found = Read(key, ref unused, destination, out var expiry);
+        expiresAt = found && expiry != 0 ? DateTimeOffset.FromUnixTimeMilliseconds(expiry) : null;
+        return found;
     }
 
     /// <summary>True when <paramref name="key"/> has a live, unexpired value. Touches no file.</summary>
@@ -173,8 +184,9 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         return _keyDir.TryGet(key, out _, out var expiresAt) && !IsExpired(expiresAt);
     }
 
-    private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination)
+    private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, out long recordExpiresAt)
     {
+        recordExpiresAt = 0;
         ThrowIfDisposed();
         ValidateKey(key);
         for (var attempt = 0; ; attempt++)
@@ -199,6 +211,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 if (!RecordCodec.TryDecodeValue(record, target))
                     throw new CorruptionException(segment.Path, location.Offset, "compressed value does not decode to its recorded length");
                 destination?.Advance(length);
+                recordExpiresAt = RecordCodec.ReadExpiresAt(record);
                 return true;
             }
             finally
@@ -276,6 +289,10 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     /// <summary>Stores a value that expires <paramref name="timeToLive"/> from now (by <see cref="BitcaskOptions.TimeProvider"/>).</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, TimeSpan timeToLive) => PutCore(key, value, ExpiryFor(timeToLive));
+
+    /// <summary>Stores a value that expires at <paramref name="expiresAt"/> (absolute; by <see cref="BitcaskOptions.TimeProvider"/>),
+    /// e.g. to restore an exported expiry exactly. An expiry that is not in the future throws <see cref="ArgumentOutOfRangeException"/>.</summary>
+    public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt) => PutCore(key, value, ValidateExpiry(expiresAt, Now));
 
     /// <summary>UTF-8 convenience for <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>.</summary>
     public void Put(string key, string value)
@@ -396,8 +413,12 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             var key = batch.Bytes(op.KeyStart, op.KeyLength);
             position += op.Kind == WriteBatch.OpKind.Delete
                 ? RecordCodec.Encode(span[position..], RecordKind.Tombstone, key, default, 0, 0)
-                : RecordCodec.Encode(span[position..], RecordKind.Put, key, batch.Bytes(op.ValueStart, op.ValueLength),
-                    op.Kind == WriteBatch.OpKind.PutWithTtl ? AddTtl(now, op.TimeToLive) : 0, _options.CompressionThreshold);
+                : RecordCodec.Encode(span[position..], RecordKind.Put, key, batch.Bytes(op.ValueStart, op.ValueLength), op.Kind switch
+                {
+                    WriteBatch.OpKind.PutWithTtl => AddTtl(now, op.TimeToLive),
+                    WriteBatch.OpKind.PutWithExpiry => ValidateExpiry(DateTimeOffset.FromUnixTimeMilliseconds(op.ExpiresAt), now),
+                    _ => 0,
+                }, _options.CompressionThreshold);
         }
         if (position > _maxRecordBytes)
             throw new ArgumentException($"The batch encodes to {position} bytes; a batch must fit in one segment (the limit is {_maxRecordBytes} bytes). Split it.", nameof(batch));
@@ -670,6 +691,14 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     }
 
     private static readonly long MaxExpiresAt = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
+
+    private static long ValidateExpiry(DateTimeOffset expiresAt, long now)
+    {
+        var ms = expiresAt.ToUnixTimeMilliseconds();
+        if (ms <= now)
+            throw new ArgumentOutOfRangeException(nameof(expiresAt), expiresAt, "The expiry must be in the future (by BitcaskOptions.TimeProvider); use Delete to remove a key now.");
+        return ms;
+    }
 
     internal static void ValidateTtl(TimeSpan timeToLive)
     {

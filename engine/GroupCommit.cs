@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace Bitcask;
 
 internal enum WriteRequestKind : byte
@@ -46,7 +48,7 @@ internal sealed class WriteRequest
         Done = false;
         Error = null;
         Async = null;
-        Signal.Reset();
+        if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update
     }
 }
 
@@ -68,7 +70,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         Exception? RefuseReason { get; }
     }
 
-    private readonly object _lock = new();
+    private readonly Lock _lock = new();
     private readonly Queue<WriteRequest> _queue = new();
     private readonly List<WriteRequest> _group = new(); // owned by the current leader, from taking the queue until it wakes the next
 
@@ -137,6 +139,11 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
             failure = e;
         }
 
+        // Wake-ups happen outside the lock, the next leader first: it can start its write and fsync at once, and the
+        // released followers can queue up for the group after it without fighting the waker for the lock.
+        var followers = ArrayPool<WriteRequest>.Shared.Rent(group.Count);
+        var released = 0;
+        WriteRequest? next = null;
         lock (_lock)
         {
             foreach (var r in group)
@@ -144,11 +151,19 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                 _queue.Dequeue();
                 r.Error = failure;
                 r.Done = true;
-                if (!ReferenceEquals(r, self)) Wake(r, lead: false);
+                if (!ReferenceEquals(r, self)) followers[released++] = r;
             }
             group.Clear(); // before the next leader can start: it reuses the list
-            if (_queue.Count > 0) Wake(_queue.Peek(), lead: true);
+            if (_queue.Count > 0)
+            {
+                next = _queue.Peek();
+                next.Done = false;
+            }
         }
+        if (next is not null) Wake(next, lead: true);
+        for (var i = 0; i < released; i++) Wake(followers[i], lead: false);
+        Array.Clear(followers, 0, released);
+        ArrayPool<WriteRequest>.Shared.Return(followers);
         if (failure is not null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
@@ -157,7 +172,6 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
 
     private static void Wake(WriteRequest r, bool lead)
     {
-        if (lead) r.Done = false;
         if (r.Async is { } tcs) tcs.TrySetResult(lead);
         else r.Signal.Set();
     }

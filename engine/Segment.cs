@@ -15,7 +15,7 @@ internal sealed class Segment
     private readonly IStorageFile _file;
     private FileMapping? _mapping;
     private long _fileLength;             // bytes handed to the OS
-    private readonly object _bufferLock = new();
+    private readonly Lock _bufferLock = new();
     private byte[]? _buffer;              // bytes after _fileLength not yet written (active segment only)
     private int _bufferLength;
     private readonly ReaderCount _readers = new();

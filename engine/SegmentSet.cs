@@ -6,7 +6,7 @@ namespace Bitcask;
 /// </summary>
 internal sealed class SegmentSet
 {
-    private readonly object _changeLock = new();
+    private readonly Lock _changeLock = new();
     private volatile Dictionary<uint, Segment> _byId = new();
 
     public Segment? Find(uint id) => _byId.TryGetValue(id, out var s) ? s : null;

@@ -7,9 +7,9 @@ namespace Bitcask;
 /// </summary>
 public sealed class WriteBatch
 {
-    internal enum OpKind : byte { Put, PutWithTtl, Delete }
+    internal enum OpKind : byte { Put, PutWithTtl, PutWithExpiry, Delete }
 
-    internal readonly record struct Op(OpKind Kind, int KeyStart, int KeyLength, int ValueStart, int ValueLength, TimeSpan TimeToLive);
+    internal readonly record struct Op(OpKind Kind, int KeyStart, int KeyLength, int ValueStart, int ValueLength, TimeSpan TimeToLive, long ExpiresAt = 0);
 
     private byte[] _bytes = new byte[256];
     private int _used;
@@ -36,6 +36,15 @@ public sealed class WriteBatch
         var k = Append(key);
         var v = Append(value);
         _ops.Add(new Op(OpKind.PutWithTtl, k, key.Length, v, value.Length, timeToLive));
+        return this;
+    }
+
+    /// <summary>Adds a put that expires at <paramref name="expiresAt"/> (absolute); it must be in the future when the batch is written.</summary>
+    public WriteBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt)
+    {
+        var k = Append(key);
+        var v = Append(value);
+        _ops.Add(new Op(OpKind.PutWithExpiry, k, key.Length, v, value.Length, TimeSpan.Zero, expiresAt.ToUnixTimeMilliseconds()));
         return this;
     }
 

@@ -30,15 +30,8 @@ internal static class HintFile
     /// <summary>Builds the hint bytes for a segment by walking its (already validated) records.</summary>
     public static void Build(ReadOnlySpan<byte> segmentData, int recordsStart, uint segmentId, RecordLimits limits, ArrayBufferWriter<byte> output)
     {
-        output.ResetWrittenCount();
-        var header = output.GetSpan(HeaderSize)[..HeaderSize];
-        header.Clear();
-        BinaryPrimitives.WriteUInt32LittleEndian(header, HeaderMagic);
-        BinaryPrimitives.WriteUInt16LittleEndian(header[4..], Version);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[8..], segmentId);
-        BinaryPrimitives.WriteUInt64LittleEndian(header[16..], (ulong)segmentData.Length);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], Crc32.HashToUInt32(header[..28]));
-        output.Advance(HeaderSize);
+        BeginIncremental(output, segmentId);
+        FinishIncrementalHeader(output.GetSpanOfWritten(), segmentData.Length);
 
         ulong count = 0;
         var scanner = new SegmentScanner(segmentData, recordsStart, limits);

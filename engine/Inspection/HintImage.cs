@@ -12,12 +12,11 @@ internal readonly record struct HintImageEntry(byte[] Key, byte Kind, uint Offse
 /// </summary>
 internal static class HintImage
 {
-    public const uint HeaderMagic = 0x54484342;  // "BCHT"
-    public const uint TrailerMagic = 0x45484342; // "BCHE"
-    public const ushort Version = 1;
-    public const int HeaderSize = 32;
-    public const int EntryHeaderSize = 32;
-    public const int TrailerSize = 24;
+    private const uint HeaderMagic = Format.HintFile.HeaderMagic;
+    private const uint TrailerMagic = Format.HintFile.TrailerMagic;
+    private const ushort Version = Format.HintFile.Version;
+    private const int HeaderSize = Format.HintFile.HeaderSize;
+    private const int TrailerSize = Format.HintFile.TrailerSize;
 
     public sealed record ParseResult(uint SegmentId, long SegmentLength, List<(long Offset, HintImageEntry Entry)> Entries, List<(long Offset, string Problem)> Problems)
     {
@@ -62,39 +61,22 @@ internal static class HintImage
             problems.Add((trailerAt + 16, "hint whole-file CRC mismatch (some byte before the trailer is damaged)"));
         var expectedCount = BinaryPrimitives.ReadInt64LittleEndian(trailer[8..]);
 
-        var position = HeaderSize;
+        // Entries are walked with the engine's own reader (per-entry CRCs checked), so verify and open agree on the format.
+        var reader = new Bitcask.Format.HintFile.Reader(data[..trailerAt]);
         long count = 0;
-        while (position < trailerAt)
+        while (true)
         {
-            if (trailerAt - position < EntryHeaderSize)
+            var at = reader.Position;
+            if (!reader.Next(out var entry, out var key, out var error))
             {
-                problems.Add((position, $"hint entry header is cut short ({trailerAt - position} bytes before the trailer)"));
+                if (error is not null) problems.Add((at, error));
                 break;
             }
-            var e = data[position..trailerAt];
-            var keyLength = BinaryPrimitives.ReadUInt16LittleEndian(e[6..]);
-            if (EntryHeaderSize + keyLength > e.Length)
-            {
-                problems.Add((position, $"hint entry with a {keyLength}-byte key runs past the trailer"));
-                break;
-            }
-            var whole = e[..(EntryHeaderSize + keyLength)];
-            if (BinaryPrimitives.ReadUInt32LittleEndian(whole) != Crc32.HashToUInt32(whole[4..]))
-                problems.Add((position, "hint entry CRC mismatch"));
-            else if (whole[4] is not (1 or 2)) problems.Add((position, $"hint entry kind {whole[4]} is not put (1) or tombstone (2)"));
-            else if (whole[5] != 0) problems.Add((position, "hint entry reserved byte is not zero"));
+            if ((long)entry.Offset + entry.Length > segmentLength)
+                problems.Add((at, $"hint entry points at bytes [{entry.Offset}, {(long)entry.Offset + entry.Length}) past the segment length {segmentLength}"));
             else
-            {
-                var offset = BinaryPrimitives.ReadUInt32LittleEndian(whole[8..]);
-                var length = BinaryPrimitives.ReadUInt32LittleEndian(whole[12..]);
-                if ((long)offset + length > segmentLength)
-                    problems.Add((position, $"hint entry points at bytes [{offset}, {(long)offset + length}) past the segment length {segmentLength}"));
-                else
-                    entries.Add((position, new HintImageEntry(whole[EntryHeaderSize..].ToArray(), whole[4], offset, length,
-                        BinaryPrimitives.ReadUInt64LittleEndian(whole[16..]), BinaryPrimitives.ReadInt64LittleEndian(whole[24..]))));
-            }
+                entries.Add((at, new HintImageEntry(key.ToArray(), (byte)entry.Kind, entry.Offset, entry.Length, entry.Sequence, entry.ExpiresAt)));
             count++;
-            position += whole.Length;
             if (problems.Count >= maxProblems) break;
         }
         if (problems.Count == 0 && count != expectedCount)

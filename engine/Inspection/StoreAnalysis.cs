@@ -456,7 +456,7 @@ internal sealed class StoreAnalysis : IDisposable
             if (++mismatches <= maxProblems) result.Add((offset, "hint entry " + why, ProblemKinds.HintMismatch));
         }
         var missing = segment.Newest.Keys.Count(k => !listed.Contains(k));
-        if (missing > 0) result.Add((data.Length - HintImage.TrailerSize, $"the newest record of {missing} key(s) of the segment is not listed in the hint", ProblemKinds.HintMismatch));
+        if (missing > 0) result.Add((data.Length - Format.HintFile.TrailerSize, $"the newest record of {missing} key(s) of the segment is not listed in the hint", ProblemKinds.HintMismatch));
         if (mismatches > maxProblems) result.Add((0, $"{mismatches - maxProblems} more mismatching hint entries not listed", ProblemKinds.HintMismatch));
         return result;
     }

@@ -150,15 +150,15 @@ public static class StoreInspector
     }
 
     /// <summary>The value and expiry (Unix ms, 0 = never) of a live key of an open store; false when absent or expired.
-    /// With a read-only store the pair is consistent (the keydir does not change after open).</summary>
+    /// Both come from the same record, so the pair is consistent even while a writer changes the key.</summary>
     public static bool TryGetEntry(BitcaskStore store, ReadOnlySpan<byte> key, out byte[] value, out long expiresAt)
     {
         ArgumentNullException.ThrowIfNull(store);
-        value = [];
-        if (!store.KeyDirForTests.TryGet(key, out _, out expiresAt)) return false;
-        if (store.Get(key) is not { } v) return false;
-        value = v;
-        return true;
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        var found = store.TryGet(key, buffer, out var expiry); // value and expiry from the same record
+        value = found ? buffer.WrittenSpan.ToArray() : [];
+        expiresAt = expiry?.ToUnixTimeMilliseconds() ?? 0;
+        return found;
     }
 
     /// <summary>For each segment id, whether its hint file is usable: null when whole and matching the segment's id and

@@ -169,4 +169,29 @@ public class BasicOperationsTests
             Assert.Equal("2", store.GetString("b"));
         }
     }
+
+    [Fact]
+    public void Absolute_expiry_is_kept_to_the_millisecond_and_read_back_with_the_value()
+    {
+        using var dir = new TempDirectory();
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2030, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        var at = new DateTimeOffset(2030, 1, 1, 0, 5, 0, 123, TimeSpan.Zero);
+        using var store = BitcaskStore.Open(dir.Path, new BitcaskOptions { TimeProvider = clock });
+        store.Put(B("a"), B("1"), at);
+        store.Write(new WriteBatch().Put(B("b"), B("2"), at.AddMinutes(1)).Put("c", "3"));
+        var buffer = new ArrayBufferWriter<byte>();
+        Assert.True(store.TryGet(B("a"), buffer, out var expiresA));
+        Assert.Equal(at, expiresA);
+        Assert.True(store.TryGet(B("b"), buffer, out var expiresB));
+        Assert.Equal(at.AddMinutes(1), expiresB);
+        Assert.True(store.TryGet(B("c"), buffer, out var expiresC));
+        Assert.Null(expiresC);
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.Put(B("d"), B("4"), clock.GetUtcNow()));
+        Assert.Throws<ArgumentOutOfRangeException>(() => store.Write(new WriteBatch().Put(B("d"), B("4"), clock.GetUtcNow().AddSeconds(-1))));
+        clock.Advance(TimeSpan.FromMilliseconds(5 * 60_000 + 122));
+        Assert.Equal("1", store.GetString("a")); // one millisecond before its expiry
+        clock.Advance(TimeSpan.FromMilliseconds(1));
+        Assert.Null(store.Get(B("a")));
+        Assert.Equal("2", store.GetString("b"));
+    }
 }

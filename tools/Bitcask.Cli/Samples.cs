@@ -63,9 +63,10 @@ internal static class Samples
         CopyFiles(healthy, hinted);
         var hint = Directory.GetFiles(hinted, "*.hint").Order(StringComparer.Ordinal).First();
         var hintBytes = File.ReadAllBytes(hint);
-        var firstKey = BitConverter.ToUInt16(hintBytes, 32 + 6);
-        var second = 32 + 32 + firstKey;
-        var hintAt = second + 32;
+        // FORMAT.md §4: header 32 bytes; an entry is 24 bytes, plus 8 when flag bit 0 (expiry) is set, plus the key.
+        static int EntrySize(byte[] b, int at) => 24 + ((b[at + 5] & 1) != 0 ? 8 : 0) + BitConverter.ToUInt16(b, at + 6);
+        var second = 32 + EntrySize(hintBytes, 32);
+        var hintAt = second + 24 + ((hintBytes[second + 5] & 1) != 0 ? 8 : 0);
         FlipBit(hint, hintAt, 0x01);
         log.Add($"{DamagedHint}: flipped bit 0 of byte {hintAt} of {Path.GetFileName(hint)} (in the key of the entry at offset {second})");
         return log;
