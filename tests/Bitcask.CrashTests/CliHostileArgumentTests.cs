@@ -39,9 +39,6 @@ public class CliHostileArgumentTests(ITestOutputHelper output)
             if (i % 13 == 12) store.Delete(Workloads.B(key));
             else store.Put(Workloads.B(key), Oracle.MakeValue(key, i, 300 + i % 200));
         }
-        store.Dispose();
-        // Engine bug 10 (NOTES-crash.md): verify rejects the hints the engine writes; they are not the point here.
-        foreach (var hint in Directory.GetFiles(dir, "*.hint")) File.Delete(hint);
     }
 
     [Fact]
@@ -107,7 +104,7 @@ public class CliHostileArgumentTests(ITestOutputHelper output)
             var sealedBefore = Directory.GetFiles(temp.Path, "*.seg").Order().SkipLast(1).ToDictionary(f => f, f => Convert.ToHexString(SHA256.HashData(File.ReadAllBytes(f))));
             var report = VerifyCli.Verify(temp.Path, checkUnchanged: false);
             Assert.True(report.Code is 0 or 1, $"verify beside a writer: {report}");
-            Assert.True(report.Problems.All(p => p.Kind == "torn tail" || p.Kind.Contains("hint", StringComparison.Ordinal)),
+            Assert.True(report.Problems.All(p => p.Kind == "torn tail"),
                 $"verify beside a writer reported damage: {report}");
             var dump = VerifyCli.Run("dump", temp.Path, "--keys-only");
             Assert.True(dump.Code is 0 or 1, $"dump beside a writer: exit {dump.Code}: {dump.Err}");

@@ -91,15 +91,14 @@ public class CrashPointTests(ITestOutputHelper output)
     public void Bitcask_verify_agrees_with_recovery_on_every_crash_image_and_finds_the_recovered_store_healthy(PowerLoss mode, Durability durability)
     {
         // Before recovery: verify (read-only, never changes a byte) reports the torn tail at the offset where a read-only
-        // engine open finds it, and no damage the engine does not see. After recovery: verify exits 0. Hint files are left
-        // out of verify's copy until engine bug 10 is fixed.
+        // engine open finds it, and no damage the engine does not see. After recovery: verify exits 0.
         var options = Workloads.Options(durability);
         int tornTails = 0, problemImages = 0;
         var check = new CrashCampaign.DiskCheck(disk =>
         {
             // A crash before the first segment leaves no store file: verify rightly says "not a store" (exit 2).
             if (!disk.Files.Any(f => f.EndsWith(".seg", StringComparison.Ordinal))) return null;
-            var report = VerifyCli.Verify(disk, withoutHints: true);
+            var report = VerifyCli.Verify(disk);
             if (report.Code is not (0 or 1)) return $"verify of the crash image: {report}";
             IReadOnlyList<RecoveryFinding> findings;
             try
@@ -123,7 +122,7 @@ public class CrashPointTests(ITestOutputHelper output)
             return damage.Count == 0 ? null : $"verify calls a crash image damaged: {string.Join(" | ", damage)}";
         }, disk =>
         {
-            var report = VerifyCli.Verify(disk, withoutHints: true);
+            var report = VerifyCli.Verify(disk);
             return report.Code == 0 ? null : $"verify after recovery: {report}";
         });
         var result = CrashCampaign.Run(Workloads.Scripted(), options, mode, CrashCampaign.BaseSeed, check: check);

@@ -83,12 +83,10 @@ public class DamageTests(ITestOutputHelper output)
             $"{context}: bitcask verify should report {kind ?? "a problem"} at {N(file)}:{offset}; it said: {report}");
     }
 
-    /// <summary>After recovery <c>bitcask verify</c> finds the segments healthy. Hint files are left out of the check until
-    /// engine bug 10 (verify parses the old 32-byte hint entries) is fixed: see
-    /// <c>HintFileTests.Bitcask_verify_accepts_the_hint_files_the_engine_writes</c>.</summary>
+    /// <summary>After recovery <c>bitcask verify</c> finds the store healthy, hint files included.</summary>
     private static void AssertVerifyHealthy(FaultFileSystem fs, string context)
     {
-        var report = VerifyCli.Verify(fs, withoutHints: true);
+        var report = VerifyCli.Verify(fs);
         Assert.True(report.Code == 0, $"{context}: bitcask verify after recovery: {report}");
     }
 

@@ -155,7 +155,7 @@ public class HintFileTests(ITestOutputHelper output)
             Assert.True(Oracle.SameState(image.State, Oracle.Dump(store)));
     }
 
-    [Fact(Skip = "engine bug 10: bitcask verify parses hint entries as 32 bytes; the engine writes 24 (+8), see NOTES-crash.md")]
+    [Fact] // engine bug 10 (verify parsed 32-byte hint entries) fixed on main in ea2de49
     public void Bitcask_verify_accepts_the_hint_files_the_engine_writes()
     {
         var image = Build();

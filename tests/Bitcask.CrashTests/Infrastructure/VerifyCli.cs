@@ -48,8 +48,7 @@ internal static class VerifyCli
     }
 
     /// <summary>Verify of the store in <paramref name="fs"/> (current bytes, as a process kill would leave them).</summary>
-    /// <param name="withoutHints">Leave hint files out of the copy (engine bug 10 in NOTES-crash.md: verify rejects every hint
-    /// the current engine writes), so that verify checks the segments only.</param>
+    /// <param name="withoutHints">Leave hint files out of the copy, so that verify checks the segments only.</param>
     public static Report Verify(FaultFileSystem fs, string storeDirectory = Workloads.Directory, bool withoutHints = false)
     {
         var dir = Materialize(fs, storeDirectory);
