@@ -56,17 +56,19 @@ public class CompactionRaceTests(ITestOutputHelper output)
         }
     }
 
-    [Fact(Skip = "engine bug 11: a compaction between a mid-group rollover and the group's keydir update drops acknowledged writes, see NOTES-crash.md")]
-    public void A_compaction_woken_by_a_rollover_inside_a_group_does_not_drop_that_groups_writes() => Race();
+    [Theory(Skip = "engine bug 11: a compaction between a mid-group rollover and the group's keydir update drops acknowledged writes, see NOTES-crash.md")]
+    [InlineData(Durability.Synced)]
+    [InlineData(Durability.Flushed)]
+    public void A_compaction_woken_by_a_rollover_inside_a_group_does_not_drop_that_groups_writes(Durability durability) => Race(durability);
 
     /// <summary>A thread of its own (the thread pool would delay a third blocked writer by its injection rate).</summary>
     private static Task Dedicated(Action action) => Task.Factory.StartNew(action, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    private void Race()
+    private void Race(Durability durability)
     {
         var faultFs = new FaultFileSystem();
         var fs = new PausingFileSystem(faultFs);
-        var options = Workloads.Options(Durability.Synced) with
+        var options = Workloads.Options(durability) with
         {
             CompactionEnabled = true,
             CompactionCheckInterval = TimeSpan.FromMilliseconds(5),
@@ -83,9 +85,14 @@ public class CompactionRaceTests(ITestOutputHelper output)
             for (var i = 0; i < 5; i++) store.Put("fill"u8, Oracle.MakeValue("fill", i, 600));
             Assert.Single(faultFs.Files, f => f.EndsWith(".seg", StringComparison.Ordinal));
 
+            // Flushed mode fsyncs only on Sync(): make group 0 an explicit Sync so it stalls the same way.
             // Group 0 (one put) stalls in its fsync of segment 1, so the next two writers queue up behind it as one group.
             fs.PauseSyncOf = first;
-            var t0 = Dedicated(() => store.Put("g0"u8, "x"u8));
+            var t0 = Dedicated(() =>
+            {
+                store.Put("g0"u8, "x"u8);
+                if (durability != Durability.Synced) store.Sync();
+            });
             Assert.True(fs.Paused.Wait(TimeSpan.FromSeconds(10)), "group 0 never reached its fsync");
             var small = Oracle.MakeValue("victim", 1, 100);
             var large = Oracle.MakeValue("big", 2, 1800);
@@ -113,7 +120,7 @@ public class CompactionRaceTests(ITestOutputHelper output)
             output.WriteLine(store.GetStats().LastCompaction?.ToString() ?? "no compaction");
             fs.Gate.Set();
             Task.WaitAll(t0, t1, t2);
-            // Acknowledged in Synced mode: readable now and after a restart.
+            // Acknowledged: readable now, and after a clean restart.
             Assert.Equal(small, store.Get("victim"u8));
         }
         finally
