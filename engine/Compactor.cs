@@ -297,7 +297,17 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             _file!.Write(_written, _buffer.AsSpan(0, _buffered));
             _written += _buffered;
             _buffered = 0;
+            if (_written - _syncedAt >= SyncEveryBytes)
+            {
+                // Keeps the kernel's dirty pages bounded, so foreground writes are not throttled behind a large
+                // compaction's writeback (the durability point is still the fdatasync in Finish).
+                _file.Sync();
+                _syncedAt = _written;
+            }
         }
+
+        private const long SyncEveryBytes = 8L << 20;
+        private long _syncedAt;
 
         public void Finish(ushort outputCount)
         {

@@ -84,14 +84,16 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
             _queue.Enqueue(request);
             lead = _queue.Count == 1;
         }
-        if (!lead)
+        if (lead)
         {
-            request.Signal.Wait();
-            if (request.Done)
-            {
-                if (request.Error is not null) throw Rethrowable(request.Error);
-                return;
-            }
+            Lead(request, alone: true);
+            return;
+        }
+        request.Signal.Wait();
+        if (request.Done)
+        {
+            if (request.Error is not null) throw Rethrowable(request.Error);
+            return;
         }
         Lead(request);
     }
@@ -114,20 +116,24 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         Lead(request);
     }
 
-    private void Lead(WriteRequest self)
+    /// <param name="alone">The queue was empty when <paramref name="self"/> joined it: lead a group of one without taking
+    /// the lock again (writers arriving meanwhile form the next group, which the wake-up below starts at once).</param>
+    private void Lead(WriteRequest self, bool alone = false)
     {
         var group = _group;
         group.Clear();
-        lock (_lock)
-        {
-            long bytes = 0;
-            foreach (var r in _queue)
+        if (alone) group.Add(self);
+        else
+            lock (_lock)
             {
-                if (group.Count > 0 && bytes + r.Length > maxGroupBytes) break;
-                group.Add(r);
-                bytes += r.Length;
+                long bytes = 0;
+                foreach (var r in _queue)
+                {
+                    if (group.Count > 0 && bytes + r.Length > maxGroupBytes) break;
+                    group.Add(r);
+                    bytes += r.Length;
+                }
             }
-        }
 
         Exception? failure = null;
         try

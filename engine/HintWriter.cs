@@ -20,7 +20,7 @@ internal sealed class HintWriter(IStorageFileSystem fs, string directory, Record
             var length = segment.Length;
             byte[]? scratch = null;
             var data = segment.Read(0, (int)length, ref scratch);
-            var output = new ArrayBufferWriter<byte>((int)Math.Min(int.MaxValue, Math.Max(4096, length / 3)));
+            var output = new ArrayBufferWriter<byte>((int)Math.Clamp(length / 8, 4096, 16 << 20)); // grows as needed
             HintFile.Build(data, segment.Header.Size, segment.Id, limits, output);
             Write(segment.Id, output.WrittenSpan);
             segment.HasHint = true;

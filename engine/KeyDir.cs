@@ -190,9 +190,14 @@ internal sealed class KeyDir
     /// <summary>Applies one record found on disk. A tombstone is kept (as a marker) until <see cref="EndRecovery"/> so that an
     /// older put loaded later cannot bring the key back. Returns the location the record displaced (or the record itself,
     /// when it is older than what is there), so the caller can count dead bytes.</summary>
-    public RecoverOutcome Recover(ReadOnlySpan<byte> key, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone)
+    public RecoverOutcome Recover(ReadOnlySpan<byte> key, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone) =>
+        Recover(key, Hash(key), location, sequence, expiresAt, tombstone, out displaced, out displacedTombstone);
+
+    /// <summary><see cref="Recover(ReadOnlySpan{byte}, KeyLocation, ulong, long, bool, out KeyLocation, out bool)"/> with the
+    /// key's <see cref="Hash"/> already computed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
+    public RecoverOutcome Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone)
     {
-        var hash = Hash(key);
         var stripe = StripeOf(hash);
         lock (stripe.Gate)
         {
@@ -317,6 +322,9 @@ internal sealed class KeyDir
 
     public static int StripeTotal => StripeCount;
 
+    /// <summary>The stripe a hash falls in (0 to <see cref="StripeTotal"/> - 1).</summary>
+    public static int StripeIndex(ulong hash) => (int)(hash >> (64 - StripeBits));
+
     /// <summary>Calls <paramref name="action"/> for every entry's location (stripe lock held: keep it short).</summary>
     public void ForEachLocation(Action<KeyLocation> action)
     {
@@ -415,6 +423,7 @@ internal sealed class KeyDir
 
         private static byte TagOf(ulong hash) => (byte)(hash >> 40);
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
         public int Find(ReadOnlySpan<byte> key, ulong hash, out int previous)
         {
             previous = -1;
@@ -431,6 +440,7 @@ internal sealed class KeyDir
             return -1;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
         public int Insert(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, long expiresAt)
         {
             if (Live + 1 > Buckets.Length + (Buckets.Length >> 1)) Rehash(Buckets.Length * 2);
@@ -459,6 +469,7 @@ internal sealed class KeyDir
             return i;
         }
 
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
         public void Update(int i, KeyLocation location, long expiresAt)
         {
             ref var e = ref Entries[i];

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using Bitcask.Format;
 using Bitcask.Storage;
@@ -340,11 +341,12 @@ internal sealed class StoreRecovery
             else
             {
                 using var mapping = file.Map(length);
-                var hint = mapping is not null ? mapping.GetSpan(0, (int)length) : ReadAll(file, length);
-                problem = HintFile.Validate(hint, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out _);
+                var bytes = mapping is null ? ReadAll(file, length) : null;
+                var hint = mapping is not null ? mapping.GetSpan(0, (int)length) : bytes;
+                problem = HintFile.Validate(hint, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out var entries);
                 if (problem is null)
                 {
-                    ApplyHint(segment, hint);
+                    ApplyHint(segment, mapping, bytes, (int)length, (int)entries);
                     return true;
                 }
             }
@@ -358,20 +360,59 @@ internal sealed class StoreRecovery
         return false;
     }
 
-    /// <summary>Applies a validated hint: one keydir insert per entry, nothing else allocated.</summary>
-    private void ApplyHint(Segment segment, ReadOnlySpan<byte> hint)
+    /// <summary>
+    /// Applies a validated hint. Inserting keys in file order touches the keydir's stripes at random, one cache miss after
+    /// another; so the entries are first grouped by stripe (one pass hashing the keys, a counting sort of entry positions),
+    /// then inserted stripe by stripe, a stripe's arrays staying in cache while it fills, and with stripes split between
+    /// threads. Temporary memory: 24 bytes per entry, released at once; nothing per key.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
+    private void ApplyHint(Segment segment, FileMapping? mapping, byte[]? bytes, int length, int entryCount)
     {
+        ReadOnlySpan<byte> Hint() => mapping is not null ? mapping.GetSpan(0, length) : bytes.AsSpan(0, length);
+        var positions = new int[entryCount];
+        var hashes = new ulong[entryCount];
+        var perStripe = new int[KeyDir.StripeTotal + 1];
         ulong min = ulong.MaxValue, max = 0;
-        var reader = new HintFile.Reader(hint[..^HintFile.TrailerSize], checkEntryCrc: false);
-        while (reader.Next(out var entry, out var key, out _))
+        var reader = new HintFile.Reader(Hint()[..^HintFile.TrailerSize], checkEntryCrc: false);
+        for (var i = 0; i < entryCount; i++)
         {
+            positions[i] = reader.Position;
+            reader.Next(out var entry, out var key, out _);
+            hashes[i] = KeyDir.Hash(key);
+            perStripe[KeyDir.StripeIndex(hashes[i]) + 1]++;
             min = Math.Min(min, entry.Sequence);
             max = Math.Max(max, entry.Sequence);
-            KeyDir.Recover(key, new KeyLocation(segment.Id, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
-                entry.Kind == RecordKind.Tombstone, out _, out _);
         }
+        for (var s = 1; s <= KeyDir.StripeTotal; s++) perStripe[s] += perStripe[s - 1]; // perStripe[s] = first slot of stripe s
+        // Scatter (position, hash) pairs into stripe order, so the insert loop reads both arrays sequentially.
+        var sortedPositions = new int[entryCount];
+        var sortedHashes = new ulong[entryCount];
+        var next = perStripe[..KeyDir.StripeTotal];
+        for (var i = 0; i < entryCount; i++)
+        {
+            var slot = next[KeyDir.StripeIndex(hashes[i])]++;
+            sortedPositions[slot] = positions[i];
+            sortedHashes[slot] = hashes[i];
+        }
+
+        var parts = entryCount < 100_000 ? 1 : Math.Max(1, Environment.ProcessorCount);
+        Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
+            InsertHintEntries(segment.Id, Hint(), sortedPositions, sortedHashes,
+                perStripe[KeyDir.StripeTotal * part / parts], perStripe[KeyDir.StripeTotal * (part + 1) / parts]));
         segment.MinSequence = min == ulong.MaxValue ? 0 : min;
         segment.MaxSequence = max;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
+    private void InsertHintEntries(uint segmentId, ReadOnlySpan<byte> hint, int[] positions, ulong[] hashes, int from, int to)
+    {
+        for (var j = from; j < to; j++)
+        {
+            HintFile.Reader.ReadValidated(hint, positions[j], out var entry, out var key);
+            KeyDir.Recover(key, hashes[j], new KeyLocation(segmentId, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
+                entry.Kind == RecordKind.Tombstone, out _, out _);
+        }
     }
 
     private HashSet<uint> _hintIds = [];
@@ -385,6 +426,7 @@ internal sealed class StoreRecovery
 
     /// <summary>Scans records into the keydir. Returns the length of the valid data (shorter than the file only when a
     /// torn tail was found in the newest write segment).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     private long Scan(Segment segment, string path, ReadOnlySpan<byte> data, bool mayHaveTornTail)
     {
         var scanner = new SegmentScanner(data, segment.Header.Size, _limits);

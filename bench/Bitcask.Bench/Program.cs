@@ -1,1 +1,78 @@
-Console.WriteLine("bench: see bench/README.md (work in progress)");
+using System.Text.Json;
+using Bitcask.Bench;
+using Bitcask.Bench.Harness;
+using Bitcask.Bench.Stores;
+
+// Entry point: compare (peers side by side), memory (keydir bytes per key), latency (mixed workload percentiles),
+// micro (BenchmarkDotNet), and the hidden run-one that compare starts once per store and run.
+return Cli.Run(args);
+
+namespace Bitcask.Bench
+{
+    public static class Cli
+    {
+        public const string Usage = """
+            Usage: dotnet run -c Release --project bench/Bitcask.Bench -- <command> [options]
+
+              compare   [--keys 1000000] [--value-size 100] [--stores bitcask,rocksdb,faster,lmdb,sqlite] [--runs 3]
+                        [--seconds 5] [--durable-seconds 5] [--roles throughput,durable] [--out bench-results] [--dir DIR]
+                        Same workloads against every store, each store in its own process; Markdown tables on stdout,
+                        JSON and Markdown in --out.
+              memory    [--keys 1000000,10000000] [--value-size 100]
+                        Keydir bytes per key of this engine beside a Dictionary<byte[], (uint, uint, uint)> baseline.
+              latency   [--keys 1000000] [--value-size 100] [--seconds 10]
+                        p50/p99/p99.9 of Get and Put under the mixed workload, without and with a compaction running.
+              micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
+                        Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
+            """;
+
+        public static int Run(string[] args)
+        {
+            if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+            {
+                Console.WriteLine(Usage);
+                return args.Length == 0 ? 2 : 0;
+            }
+            try
+            {
+                var rest = args[1..];
+                return args[0] switch
+                {
+                    "compare" => Compare.Run(new Args(rest, "keys", "value-size", "stores", "runs", "seconds", "durable-seconds", "roles", "out", "dir"), Console.Out, Console.Error),
+                    "run-one" => RunOne(new Args(rest, "store", "variant", "role", "dir", "keys", "value-size", "seconds", "durable-seconds")),
+                    "memory" => MemoryMode.Run(new Args(rest, "keys", "value-size"), Console.Out),
+                    "latency" => LatencyMode.Run(new Args(rest, "keys", "value-size", "seconds"), Console.Out),
+                    "micro" => Micro.MicroBenchmarks.Run(rest),
+                    _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
+                };
+            }
+            catch (ArgumentException e)
+            {
+                Console.Error.WriteLine("error: " + e.Message);
+                Console.Error.WriteLine(Usage);
+                return 2;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or CorruptionException or StoreStalledException)
+            {
+                Console.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
+                return 1;
+            }
+        }
+
+        private static int RunOne(Args args)
+        {
+            var store = args.OptionalString("store") ?? throw new ArgumentException("run-one needs --store.");
+            var variant = args.OptionalString("variant") ?? throw new ArgumentException("run-one needs --variant.");
+            var roleText = args.String("role", "throughput");
+            if (!Enum.TryParse<StoreRole>(roleText, ignoreCase: true, out var role)) throw new ArgumentException($"Unknown --role '{roleText}'; expected throughput or durable.");
+            var dir = args.OptionalString("dir") ?? throw new ArgumentException("run-one needs --dir.");
+            StoreCatalog.ConfigsFor(store); // validates the name
+            var options = new RunOptions(args.Long("keys", 1_000_000, 1, 1L << 40), args.Int("value-size", 100, 1, 16 << 20),
+                args.Double("seconds", 5, 0.01, 3600), args.Double("durable-seconds", 5, 0.01, 3600));
+            var result = new WorkloadRunner(new StoreConfig(store, variant, role), dir, options, Console.Error).Run();
+            Console.Out.WriteLine(Compare.ResultMarker);
+            Console.Out.WriteLine(JsonSerializer.Serialize(result, Compare.Json));
+            return result.Error is null ? 0 : 3;
+        }
+    }
+}

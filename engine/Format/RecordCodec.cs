@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 using System.IO.Hashing;
 using K4os.Compression.LZ4;
@@ -96,6 +97,7 @@ internal static class RecordCodec
     /// hostile length field can never cause a large allocation or an out-of-range read.
     /// Returns the record's total length, or an error describing what is wrong.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     public static RecordCheck CheckHeader(ReadOnlySpan<byte> header, long available, in RecordLimits limits, bool nested = false)
     {
         if (available < HeaderSize) return RecordCheck.Fail("record header is cut short");
@@ -122,6 +124,7 @@ internal static class RecordCodec
     }
 
     /// <summary>Full validation of one record that <see cref="CheckHeader"/> accepted: CRC, and for a batch every nested record.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     public static string? CheckBody(ReadOnlySpan<byte> record, in RecordLimits limits)
     {
         var stored = BinaryPrimitives.ReadUInt32LittleEndian(record);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers.Binary;
 
 namespace Bitcask.Format;
@@ -24,6 +25,7 @@ internal ref struct SegmentScanner
     public string? Error { get; private set; }
 
     /// <summary>Reads the next record. False at the end of the data or at an invalid record (see <see cref="Error"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     public bool Next(out int offset, out ReadOnlySpan<byte> record)
     {
         offset = Position;

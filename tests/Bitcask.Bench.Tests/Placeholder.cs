@@ -1,3 +1,0 @@
-namespace Bitcask.BenchTests.Placeholder;
-// Filled in by the issue that owns this project.
-internal static class Placeholder { }
