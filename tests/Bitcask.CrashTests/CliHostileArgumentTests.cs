@@ -95,7 +95,9 @@ public class CliHostileArgumentTests(ITestOutputHelper output)
         using var temp = new ProcessCrashTests.TempDir();
         using var child = ProcessCrashTests.Child.Start(temp.Path, Durability.Synced, CrashCampaign.BaseSeed, compact: false);
         Assert.True(child.WaitReady(), "the writer process never opened the store");
-        Thread.Sleep(300); // let it write a few segments' worth
+        // Let it seal at least one segment (a loaded machine can take a while).
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (Directory.GetFiles(temp.Path, "*.seg").Length < 2 && DateTime.UtcNow < deadline && !child.Process.HasExited) Thread.Sleep(50);
         Assert.True(Directory.GetFiles(temp.Path, "*.seg").Length >= 2, "the writer should have sealed a segment by now");
         for (var round = 0; round < 5; round++)
         {
