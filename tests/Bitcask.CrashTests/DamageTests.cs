@@ -72,6 +72,24 @@ public class DamageTests(ITestOutputHelper output)
         }
     }
 
+    private static string N(string path) => Path.GetFileName(path);
+
+    /// <summary><c>bitcask verify</c> of the image must report a problem of <paramref name="kind"/> (any when null) at exactly
+    /// the file and offset the engine reported.</summary>
+    private static void AssertVerifyReports(FaultFileSystem fs, string file, long offset, string? kind, string context)
+    {
+        var report = VerifyCli.Verify(fs);
+        Assert.True(report.Code == 1 && report.Problems.Any(p => p.File == N(file) && p.Offset == offset && (kind is null || p.Kind == kind)),
+            $"{context}: bitcask verify should report {kind ?? "a problem"} at {N(file)}:{offset}; it said: {report}");
+    }
+
+    /// <summary>After recovery <c>bitcask verify</c> finds the store healthy, hint files included.</summary>
+    private static void AssertVerifyHealthy(FaultFileSystem fs, string context)
+    {
+        var report = VerifyCli.Verify(fs);
+        Assert.True(report.Code == 0, $"{context}: bitcask verify after recovery: {report}");
+    }
+
     private static Dictionary<string, byte[]> OpenAndDump(FaultFileSystem fs, BitcaskOptions? options = null)
     {
         using var store = BitcaskStore.Open(Dir, options ?? Options, fs);
@@ -104,6 +122,8 @@ public class DamageTests(ITestOutputHelper output)
         {
             var fs = image.Fs.Clone();
             fs.WriteAllBytes(last.File, full[..(int)cut]);
+            if (cut > last.Offset) AssertVerifyReports(fs, last.File, last.Offset, "torn tail", $"cut at {cut}");
+            else AssertVerifyHealthy(fs, $"cut at the record boundary {cut}");
             BitcaskStore store;
             try { store = BitcaskStore.Open(Dir, Options, fs); }
             catch (Exception e) { throw new Xunit.Sdk.XunitException($"cut at {cut}: open failed: {e.Message}"); }
@@ -114,6 +134,7 @@ public class DamageTests(ITestOutputHelper output)
                 store.Put("after"u8, "cut"u8);
             }
             Assert.Equal(last.Offset, fs.ReadAllBytes(last.File).Length); // cut back to the record boundary
+            AssertVerifyHealthy(fs, $"cut at {cut}");
             var again = OpenAndDump(fs);
             Assert.Equal("cut"u8.ToArray(), again["after"]);
         }
@@ -160,12 +181,14 @@ public class DamageTests(ITestOutputHelper output)
         var tail = new byte[bytes];
         if (garbage) new Random(bytes).NextBytes(tail);
         image.Fs.WriteAllBytes(file, [.. original, .. tail]);
+        AssertVerifyReports(image.Fs, file, original.Length, "torn tail", $"{bytes}-byte tail");
         using (var store = BitcaskStore.Open(Dir, Options, image.Fs))
         {
             Assert.True(Oracle.SameState(image.State, Oracle.Dump(store)));
             Assert.Contains(store.GetStats().RecoveryFindings, f => f.Path == file && f.Offset == original.Length);
         }
         Assert.Equal(original, image.Fs.ReadAllBytes(file));
+        AssertVerifyHealthy(image.Fs, $"{bytes}-byte tail cut");
     }
 
     // ------------------------------------------------------------------ item 3
@@ -187,6 +210,7 @@ public class DamageTests(ITestOutputHelper output)
         Assert.Equal(newest, e.Path);
         Assert.Equal(victim.Offset, e.Offset);
         AssertUnchanged(before, image.Fs);
+        AssertVerifyReports(image.Fs, newest, victim.Offset, "damaged record", "damage in the newest segment");
 
         var ro = OpenAndDump(image.Fs, Options with { ReadOnly = true });
         AssertNoForeignBytes(image, ro, "read-only");
@@ -222,6 +246,7 @@ public class DamageTests(ITestOutputHelper output)
         var rng = new Random(CrashCampaign.BaseSeed);
         for (var i = 0; i < 256 * CrashCampaign.Scale; i++) positions.Add((rng.Next(original.Length), rng.Next(8)));
 
+        var verified = 0;
         foreach (var (offset, bit) in positions)
         {
             var fs = image.Fs.Clone();
@@ -234,6 +259,7 @@ public class DamageTests(ITestOutputHelper output)
             Assert.Equal(sealedSegment, e.Path);
             Assert.True(e.Offset == recordStart, $"flip at {offset}.{bit}: reported offset {e.Offset}, record starts at {recordStart}");
             Assert.True(bytes.AsSpan().SequenceEqual(fs.ReadAllBytes(sealedSegment)), "read-write open changed the damaged file");
+            if (verified++ % 8 == 0) AssertVerifyReports(fs, e.Path, e.Offset, null, $"flip at {offset}.{bit}");
 
             using var store = BitcaskStore.Open(Dir, Options with { ReadOnly = true }, fs);
             Assert.Contains(store.GetStats().RecoveryFindings, f => f.Path == sealedSegment && f.Offset == recordStart);
@@ -289,6 +315,7 @@ public class DamageTests(ITestOutputHelper output)
         var e = Assert.Throws<CorruptionException>(() => BitcaskStore.Open(Dir, Options, image.Fs));
         Assert.Equal(victim, e.Path);
         Assert.Equal(0, e.Offset);
+        AssertVerifyReports(image.Fs, victim, 0, null, "zeroed segment");
         using var store = BitcaskStore.Open(Dir, Options with { ReadOnly = true }, image.Fs);
         Assert.Contains(store.GetStats().RecoveryFindings, f => f.Path == victim && f.Offset == 0);
         AssertNoForeignBytes(image, Oracle.Dump(store), "zeroed segment");
@@ -339,6 +366,7 @@ public class DamageTests(ITestOutputHelper output)
         image.Fs.RemoveFile(missing);
         var e = Assert.Throws<CorruptionException>(() => BitcaskStore.Open(Dir, Options, image.Fs));
         Assert.Equal(missing, e.Path);
+        AssertVerifyReports(image.Fs, missing, e.Offset, "missing segment", "missing segment");
         using var store = BitcaskStore.Open(Dir, Options with { ReadOnly = true }, image.Fs);
         Assert.Contains(store.GetStats().RecoveryFindings, f => f.Path == missing);
         AssertNoForeignBytes(image, Oracle.Dump(store), "missing segment");
@@ -359,6 +387,7 @@ public class DamageTests(ITestOutputHelper output)
         var e = Assert.Throws<UnsupportedFormatException>(() => BitcaskStore.Open(Dir, Options, image.Fs));
         Assert.Equal((victim, 4L), (e.Path, e.Offset));
         AssertUnchanged(before, image.Fs);
+        AssertVerifyReports(image.Fs, victim, e.Offset, "unsupported version", "unknown version");
         using var store = BitcaskStore.Open(Dir, Options with { ReadOnly = true }, image.Fs);
         Assert.Contains(store.GetStats().RecoveryFindings, f => f.Path == victim && f.Offset == 4);
         AssertNoForeignBytes(image, Oracle.Dump(store), "unknown version");

@@ -19,7 +19,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
 {
     private const int Threads = 4;
 
-    private static string HostDll()
+    internal static string HostDll()
     {
         var baseDir = AppContext.BaseDirectory.TrimEnd('/');
         var config = new DirectoryInfo(baseDir).Parent!.Name; // .../bin/<Config>/net10.0
@@ -28,7 +28,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
         return dll;
     }
 
-    private sealed class Child : IDisposable
+    internal sealed class Child : IDisposable
     {
         public required Process Process { get; init; }
         public readonly List<string> Lines = [];
@@ -205,7 +205,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
         store.Put("after"u8, "kill"u8);
     }
 
-    private sealed class TempDir : IDisposable
+    internal sealed class TempDir : IDisposable
     {
         public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "bitcask-crash", Guid.NewGuid().ToString("N")[..12]);
         public TempDir() => Directory.CreateDirectory(Path);

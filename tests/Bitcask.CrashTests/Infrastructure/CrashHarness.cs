@@ -197,10 +197,11 @@ internal static class CrashCampaign
     /// <summary>Runs the workload once to count its file operations, then for every index k crashes there with
     /// <paramref name="mode"/>, recovers and verifies. Failures carry the replay coordinates.</summary>
     public static Result Run(IReadOnlyList<Step> steps, BitcaskOptions options, PowerLoss mode, int seed,
-        Func<FaultFileSystem, FaultFileSystem>? configure = null, Action<BitcaskStore>? compact = null, int? sample = null)
+        Func<FaultFileSystem, FaultFileSystem>? configure = null, Action<BitcaskStore>? compact = null, int? sample = null,
+        DiskCheck? check = null)
     {
         var clean = WorkloadRun.Execute(Prepare(new FaultFileSystem(), configure), steps, options, mode != PowerLoss.ProcessKill, compact);
-        if (clean.StoppedBy is not null && configure is null)
+        if (clean.StoppedBy is not null && clean.Fs.SkipSafetyStep is null && clean.Fs.Faults.Count == 0 && clean.Fs.BeforeOperation is null)
             return new Result(0, 0, [$"the workload fails without any crash: {clean.StoppedBy}"]);
         var total = clean.Fs.OperationCount;
         var points = Enumerable.Range(0, total + 1).ToList();
@@ -213,15 +214,19 @@ internal static class CrashCampaign
         foreach (var k in points)
         {
             var runSeed = RunSeed(seed, k, (int)mode);
-            var failure = CrashAt(steps, options, mode, k, runSeed, configure, compact, out var history);
+            var failure = CrashAt(steps, options, mode, k, runSeed, configure, compact, out var history, check);
             if (failure is not null)
                 failures.Add($"[{mode} {options.Durability} crash at op {k} ({history}), replay seed {seed}] {failure}");
         }
         return new Result(points.Count, total, failures);
     }
 
+    /// <summary>Extra checks of a crash image: before recovery (the disk as the crash left it) and after the oracle's
+    /// checks (the recovered disk). Each returns null or a violation.</summary>
+    public sealed record DiskCheck(Func<FaultFileSystem, string?>? BeforeRecovery, Func<FaultFileSystem, string?>? AfterRecovery);
+
     public static string? CrashAt(IReadOnlyList<Step> steps, BitcaskOptions options, PowerLoss mode, int k, int runSeed,
-        Func<FaultFileSystem, FaultFileSystem>? configure, Action<BitcaskStore>? compact, out string where)
+        Func<FaultFileSystem, FaultFileSystem>? configure, Action<BitcaskStore>? compact, out string where, DiskCheck? check = null)
     {
         var fs = Prepare(new FaultFileSystem { CrashAtOperation = k }, configure);
         var run = WorkloadRun.Execute(fs, steps, options, mode != PowerLoss.ProcessKill, compact);
@@ -231,7 +236,8 @@ internal static class CrashCampaign
             && !fs.HasCrashed)
             return $"the workload failed without a crash: {run.StoppedBy}";
         var disk = fs.Crash(mode, new Random(runSeed));
-        return WorkloadRun.Verify(disk, options, run.Oracle);
+        if (check?.BeforeRecovery?.Invoke(disk) is { } before) return before;
+        return WorkloadRun.Verify(disk, options, run.Oracle) ?? check?.AfterRecovery?.Invoke(disk);
     }
 
     /// <summary>Deterministic across processes (HashCode.Combine is randomised per process).</summary>

@@ -35,6 +35,21 @@ public enum PowerLoss
     ProcessKill,
 }
 
+/// <summary>What a power loss leaves of the creates, renames and deletes in a directory since its last directory fsync.</summary>
+public enum DirectoryLoss
+{
+    /// <summary>Every change since the directory's last fsync is undone (created files vanish, renamed files revert,
+    /// deleted files reappear).</summary>
+    RevertAll,
+    /// <summary>The changes since the last directory fsync land in issue order up to a random point (an ordered
+    /// metadata journal, e.g. ext4 data=ordered).</summary>
+    RandomPrefix,
+    /// <summary>Each change since the last directory fsync independently lands or not (ALICE: directory operations may
+    /// be persisted out of order); a change lands only on the file it named, so a rename or delete of a file whose create
+    /// was lost does nothing.</summary>
+    RandomSubset,
+}
+
 /// <summary>A simulated crash: thrown by every mutating operation once the file system has "lost power".</summary>
 internal sealed class SimulatedCrashException(string message) : IOException(message);
 
@@ -73,6 +88,8 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     private readonly object _gate = new();
     private readonly Dictionary<string, Node> _files = new(StringComparer.Ordinal);
     private readonly Dictionary<string, Dictionary<string, Node>> _durableEntries = new(StringComparer.Ordinal);
+    /// <summary>Per directory, the entry changes since its last directory fsync, in issue order.</summary>
+    private readonly Dictionary<string, List<DirChange>> _pendingEntries = new(StringComparer.Ordinal);
     private readonly HashSet<string> _directories = new(StringComparer.Ordinal);
     private readonly HashSet<string> _locks = new(StringComparer.Ordinal);
     private readonly List<FsOp> _log = [];
@@ -90,6 +107,8 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     public List<FaultRule> Faults { get; } = [];
     /// <summary>Reads of a file whose path and offset match fail with EIO.</summary>
     public Func<string, long, bool>? ReadFault { get; set; }
+    /// <summary>How <see cref="Crash"/> treats directory changes not yet made durable by a directory fsync.</summary>
+    public DirectoryLoss DirectoryLoss { get; set; } = DirectoryLoss.RevertAll;
     public bool HasCrashed { get { lock (_gate) return _crashed; } }
     public int OperationCount { get { lock (_gate) return _nextOp; } }
     public IReadOnlyList<FsOp> History { get { lock (_gate) return _log.ToArray(); } }
@@ -134,6 +153,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
                 ThrowIfFault(Op(FsOpKind.Create, path));
                 var node = new Node();
                 _files[path] = node;
+                Pending(dir).Add(new DirChange(DirChangeKind.Create, Path.GetFileName(path), null, node));
                 return new FaultFile(this, path, node, writable: true);
             }
             if (!_files.TryGetValue(path, out var existing)) throw new FileNotFoundException($"Could not find file '{path}'.", path);
@@ -149,6 +169,13 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             ThrowIfFault(Op(FsOpKind.Rename, source, destination: destination));
             _files.Remove(source);
             _files[destination] = node;
+            string srcDir = Path.GetDirectoryName(source)!, dstDir = Path.GetDirectoryName(destination)!;
+            if (srcDir == dstDir) Pending(srcDir).Add(new DirChange(DirChangeKind.Rename, Path.GetFileName(source), Path.GetFileName(destination), node));
+            else
+            {
+                Pending(srcDir).Add(new DirChange(DirChangeKind.Delete, Path.GetFileName(source), null, node));
+                Pending(dstDir).Add(new DirChange(DirChangeKind.Create, Path.GetFileName(destination), null, node));
+            }
         }
     }
 
@@ -157,7 +184,8 @@ internal sealed class FaultFileSystem : IStorageFileSystem
         lock (_gate)
         {
             ThrowIfFault(Op(FsOpKind.Delete, path));
-            _files.Remove(path);
+            if (_files.Remove(path, out var node))
+                Pending(Path.GetDirectoryName(path)!).Add(new DirChange(DirChangeKind.Delete, Path.GetFileName(path), null, node));
         }
     }
 
@@ -171,6 +199,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             if (SkipSafetyStep?.Invoke(op) == true) return;
             _durableEntries[directory] = _files.Where(kv => Path.GetDirectoryName(kv.Key) == directory)
                 .ToDictionary(kv => Path.GetFileName(kv.Key)!, kv => kv.Value, StringComparer.Ordinal);
+            Pending(directory).Clear();
         }
     }
 
@@ -194,6 +223,21 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     }
 
     // ------------------------------------------------------------------ operations, faults
+
+    private enum DirChangeKind { Create, Rename, Delete }
+
+    /// <summary>One directory entry change: Name (and Destination for a rename) name <see cref="Node"/>.</summary>
+    private sealed record DirChange(DirChangeKind Kind, string Name, string? Destination, Node Node);
+
+    private List<DirChange> Pending(string directory)
+    {
+        directory = Norm(directory);
+        if (!_pendingEntries.TryGetValue(directory, out var list)) _pendingEntries[directory] = list = [];
+        return list;
+    }
+
+    /// <summary>Pending directory changes (for tests of the model itself).</summary>
+    public int PendingDirectoryChanges(string directory) { lock (_gate) return Pending(directory).Count; }
 
     private static string Norm(string path) => path.TrimEnd('/') is { Length: > 0 } p ? p : "/";
 
@@ -296,22 +340,43 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     // ------------------------------------------------------------------ crash
 
     /// <summary>The disk after a power loss (or a process kill) at this moment: a new file system holding what survives.
-    /// Directory changes not followed by a directory fsync are undone unless <paramref name="mode"/> is
-    /// <see cref="PowerLoss.ProcessKill"/> (or <paramref name="revertDirectories"/> is false).</summary>
+    /// Directory changes not followed by a directory fsync are undone (all, or all but a random prefix or subset, as
+    /// <see cref="DirectoryLoss"/> says) unless <paramref name="mode"/> is <see cref="PowerLoss.ProcessKill"/> (or
+    /// <paramref name="revertDirectories"/> is false).</summary>
     public FaultFileSystem Crash(PowerLoss mode, Random rng, bool? revertDirectories = null)
     {
         lock (_gate)
         {
             var revert = revertDirectories ?? mode != PowerLoss.ProcessKill;
-            var result = new FaultFileSystem();
+            var result = new FaultFileSystem { DirectoryLoss = DirectoryLoss };
             foreach (var d in _directories) result._directories.Add(d);
             var images = new Dictionary<Node, Node>(ReferenceEqualityComparer.Instance);
             Node Image(Node n) => images.TryGetValue(n, out var img) ? img : images[n] = n.AfterCrash(mode, rng);
 
             if (revert)
             {
-                foreach (var (dir, entries) in _durableEntries)
+                foreach (var dir in _durableEntries.Keys.Union(_pendingEntries.Keys).OrderBy(d => d, StringComparer.Ordinal).ToList())
+                {
+                    var entries = _durableEntries.TryGetValue(dir, out var durable)
+                        ? new Dictionary<string, Node>(durable, StringComparer.Ordinal) : new Dictionary<string, Node>(StringComparer.Ordinal);
+                    var pending = _pendingEntries.TryGetValue(dir, out var p) ? p : [];
+                    var keep = DirectoryLoss switch
+                    {
+                        DirectoryLoss.RandomPrefix when pending.Count > 0 => rng.Next(0, pending.Count + 1),
+                        _ => 0,
+                    };
+                    for (var i = 0; i < pending.Count; i++)
+                    {
+                        var lands = DirectoryLoss switch
+                        {
+                            DirectoryLoss.RandomPrefix => i < keep,
+                            DirectoryLoss.RandomSubset => rng.Next(2) == 0,
+                            _ => false,
+                        };
+                        if (lands) ApplyChange(entries, pending[i]);
+                    }
                     foreach (var (name, node) in entries.OrderBy(kv => kv.Key, StringComparer.Ordinal)) result._files[Path.Combine(dir, name)] = Image(node);
+                }
                 foreach (var (dir, names) in result._files.Keys.GroupBy(p => Path.GetDirectoryName(p)!).Select(g => (g.Key, g)))
                     result._durableEntries[dir] = names.ToDictionary(p => Path.GetFileName(p)!, p => result._files[p], StringComparer.Ordinal);
             }
@@ -321,8 +386,31 @@ internal sealed class FaultFileSystem : IStorageFileSystem
                 foreach (var (path, node) in _files.OrderBy(kv => kv.Key, StringComparer.Ordinal)) result._files[path] = Image(node);
                 foreach (var (dir, entries) in _durableEntries)
                     result._durableEntries[dir] = entries.ToDictionary(kv => kv.Key, kv => Image(kv.Value), StringComparer.Ordinal);
+                foreach (var (dir, changes) in _pendingEntries)
+                    result._pendingEntries[dir] = changes.Select(c => c with { Node = Image(c.Node) }).ToList();
             }
             return result;
+        }
+    }
+
+    /// <summary>Applies one directory change to a directory's entries, only to the file it named.</summary>
+    private static void ApplyChange(Dictionary<string, Node> entries, DirChange change)
+    {
+        switch (change.Kind)
+        {
+            case DirChangeKind.Create:
+                entries[change.Name] = change.Node;
+                break;
+            case DirChangeKind.Rename:
+                if (entries.TryGetValue(change.Name, out var src) && ReferenceEquals(src, change.Node))
+                {
+                    entries.Remove(change.Name);
+                    entries[change.Destination!] = change.Node;
+                }
+                break;
+            case DirChangeKind.Delete:
+                if (entries.TryGetValue(change.Name, out var victim) && ReferenceEquals(victim, change.Node)) entries.Remove(change.Name);
+                break;
         }
     }
 
@@ -333,6 +421,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
         lock (copy._gate)
         {
             foreach (var n in copy._files.Values) n.MakeDurable();
+            copy._pendingEntries.Clear();
             foreach (var dir in copy._directories.ToArray())
                 copy._durableEntries[dir] = copy._files.Where(kv => Path.GetDirectoryName(kv.Key) == dir)
                     .ToDictionary(kv => Path.GetFileName(kv.Key)!, kv => kv.Value, StringComparer.Ordinal);

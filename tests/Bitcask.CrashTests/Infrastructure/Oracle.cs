@@ -90,7 +90,7 @@ internal sealed class Oracle(IReadOnlyDictionary<string, byte[]>? initial = null
         return (unknown.Count > 0 ? $"value never written for key(s) {string.Join(",", unknown)}; " : "") + nearest;
     }
 
-    private static List<string> Diff(IReadOnlyDictionary<string, byte[]> expected, IReadOnlyDictionary<string, byte[]> actual)
+    internal static List<string> Diff(IReadOnlyDictionary<string, byte[]> expected, IReadOnlyDictionary<string, byte[]> actual)
     {
         var result = new List<string>();
         foreach (var (k, v) in expected)
