@@ -108,9 +108,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             StepHook?.Invoke("written");
 
             foreach (var o in outputs) fs.Rename(o.TempPath, o.FinalPath);
-            foreach (var o in outputs) fs.Rename(o.HintTempPath, o.HintFinalPath);
             fs.SyncDirectory(directory); // commit point: every output of the run is durable under its final name
             committed = true;
+            // Hints take their names only after their segments' names are durable: a hint without its segment then always
+            // means a lost segment (or one a later compaction replaced), never an output that did not land.
+            foreach (var o in outputs) fs.Rename(o.HintTempPath, o.HintFinalPath);
+            fs.SyncDirectory(directory); // the outputs' hint names are durable
             StepHook?.Invoke("renamed");
 
             var opened = outputs.Select(o => o.OpenSealed(fs)).ToList();
@@ -316,7 +319,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             Header = Header with { OutputCount = outputCount };
             _file!.Write(0, Header.Encode());
             _file.Sync(); // the output's bytes are durable before its name can replace the inputs
-            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), _written);
+            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), _written, Header.Crc);
             HintFile.AppendTrailer(_hint, _hintEntries);
             _hints.WriteTemp(HintTempPath, _hint.WrittenSpan);
         }

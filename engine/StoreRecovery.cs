@@ -77,6 +77,7 @@ internal sealed class StoreRecovery
     {
         SettleCompactions(candidates);
         CheckForMissingSegments(candidates);
+        SettleOrphanHints();
 
         var newestWrite = candidates.Where(c => c.Header.Kind == SegmentKind.Write).Select(c => c.Header.SegmentId).DefaultIfEmpty(0u).Max();
         KeyDir.BeginRecovery(EstimateKeys(candidates));
@@ -157,17 +158,8 @@ internal sealed class StoreRecovery
     {
         var ids = names.Select(n => StoreFiles.TryParseId(n, StoreFiles.SegmentExtension, out var id) ? id : 0).Where(id => id != 0).OrderBy(id => id).ToList();
         _hintIds = names.Select(n => StoreFiles.TryParseId(n, StoreFiles.HintExtension, out var id) ? id : 0).Where(id => id != 0).ToHashSet();
-        foreach (var orphan in _hintIds.Where(h => !ids.Contains(h)).ToList())
-        {
-            // A hint whose segment is gone (removed by a compaction whose hint deletion was interrupted) describes nothing.
-            var path = Path.Combine(_directory, StoreFiles.HintName(orphan));
-            _hintIds.Remove(orphan);
-            if (ReadOnly) continue;
-            _fs.Delete(path);
-            _directoryChanged = true;
-            Log.RemovedLeftover(_logger, path, "hint file without a segment");
-            AddFinding(new RecoveryFinding(path, 0, "hint file without a segment", "removed"));
-        }
+        _orphanHints = _hintIds.Where(h => !ids.Contains(h)).ToList();
+        foreach (var orphan in _orphanHints) _hintIds.Remove(orphan);
         var result = new List<Candidate>();
         var highest = ids.Count == 0 ? 0 : ids[^1];
         foreach (var id in ids)
@@ -343,7 +335,7 @@ internal sealed class StoreRecovery
                 using var mapping = file.Map(length);
                 var bytes = mapping is null ? ReadAll(file, length) : null;
                 var hint = mapping is not null ? mapping.GetSpan(0, (int)length) : bytes;
-                problem = HintFile.Validate(hint, segment.Id, segment.Length, segment.Header.Size, _options.MaxKeyBytes, out var entries);
+                problem = HintFile.Validate(hint, segment.Id, segment.Length, segment.Header.Crc, segment.Header.Size, _options.MaxKeyBytes, out var entries);
                 if (problem is null)
                 {
                     ApplyHint(segment, mapping, bytes, (int)length, (int)entries);
@@ -416,6 +408,33 @@ internal sealed class StoreRecovery
     }
 
     private HashSet<uint> _hintIds = [];
+    private List<uint> _orphanHints = [];
+
+    /// <summary>
+    /// A hint whose segment is gone is debris when a finished compaction replaced that segment (its hint's deletion was
+    /// interrupted). Otherwise it is the only trace of a lost segment: damage, reported before anything is deleted.
+    /// </summary>
+    private void SettleOrphanHints()
+    {
+        var stale = new List<string>();
+        foreach (var orphan in _orphanHints)
+        {
+            var path = Path.Combine(_directory, StoreFiles.HintName(orphan));
+            var segment = Path.Combine(_directory, StoreFiles.SegmentName(orphan));
+            if (Covered.Any(r => orphan >= r.First && orphan <= r.Last)) stale.Add(path);
+            else if (!_findings.Any(f => f.Path == segment)) // a missing middle segment is already reported by its successor
+                Damage(segment, 0,
+                $"segment {orphan} is missing (its hint file {StoreFiles.HintName(orphan)} is still there)", "its records are lost");
+        }
+        if (ReadOnly) return;
+        foreach (var path in stale)
+        {
+            _fs.Delete(path);
+            _directoryChanged = true;
+            Log.RemovedLeftover(_logger, path, "hint file of a segment a finished compaction replaced");
+            AddFinding(new RecoveryFinding(path, 0, "hint file of a segment a finished compaction replaced", "removed"));
+        }
+    }
 
     private static byte[] ReadAll(IStorageFile file, long length)
     {

@@ -12,7 +12,8 @@ internal readonly record struct HintEntry(RecordKind Kind, uint Offset, uint Len
 /// Hint files (FORMAT.md §4): for one sealed segment, every put and tombstone it holds, without values, so open fills the
 /// keydir by reading a fraction of the bytes. Layout:
 /// <code>
-/// header  32 B: "BCHT", u16 version, u16 0, u32 segment id, u32 0, u64 segment length, u32 0, u32 CRC-32 of [0,28)
+/// header  32 B: "BCHT", u16 version, u16 0, u32 segment id, u32 0, u64 segment length, u32 segment header CRC,
+///               u32 CRC-32 of [0,28)
 /// entry   24 B (+ 8) + key: u32 CRC-32 of the rest of the entry, u8 kind, u8 flags (bit 0: has expiry), u16 keyLength,
 ///                     u32 offset, u32 length, u64 sequence, [i64 expiresAt when flag bit 0], key
 /// trailer 24 B: "BCHE", u32 0, u64 entry count, u32 CRC-32 of every byte before the trailer, u32 CRC-32 of [0,20)
@@ -32,7 +33,7 @@ internal static class HintFile
     public static void Build(ReadOnlySpan<byte> segmentData, int recordsStart, uint segmentId, RecordLimits limits, ArrayBufferWriter<byte> output)
     {
         BeginIncremental(output, segmentId);
-        FinishIncrementalHeader(output.GetSpanOfWritten(), segmentData.Length);
+        FinishIncrementalHeader(output.GetSpanOfWritten(), segmentData.Length, BinaryPrimitives.ReadUInt32LittleEndian(segmentData[60..]));
 
         ulong count = 0;
         var scanner = new SegmentScanner(segmentData, recordsStart, limits);
@@ -92,10 +93,12 @@ internal static class HintFile
         output.Advance(HeaderSize);
     }
 
-    /// <summary>Fills in the segment length (known only when a compaction output is complete) and the header CRC.</summary>
-    public static void FinishIncrementalHeader(Span<byte> hint, long segmentLength)
+    /// <summary>Fills in the segment length and its header's CRC (known only when a compaction output is complete) and the
+    /// hint header's own CRC.</summary>
+    public static void FinishIncrementalHeader(Span<byte> hint, long segmentLength, uint segmentHeaderCrc)
     {
         BinaryPrimitives.WriteUInt64LittleEndian(hint[16..], (ulong)segmentLength);
+        BinaryPrimitives.WriteUInt32LittleEndian(hint[24..], segmentHeaderCrc);
         BinaryPrimitives.WriteUInt32LittleEndian(hint[28..], Crc32.HashToUInt32(hint[..28]));
     }
 
@@ -104,7 +107,7 @@ internal static class HintFile
     /// Returns null when it can be used, else why not. Nothing is applied until this passes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
-    public static string? Validate(ReadOnlySpan<byte> hint, uint segmentId, long segmentLength, int recordsStart, int maxKeyBytes, out ulong entryCount)
+    public static string? Validate(ReadOnlySpan<byte> hint, uint segmentId, long segmentLength, uint segmentHeaderCrc, int recordsStart, int maxKeyBytes, out ulong entryCount)
     {
         entryCount = 0;
         if (hint.Length < HeaderSize + TrailerSize) return $"hint file is cut short ({hint.Length} bytes)";
@@ -115,6 +118,8 @@ internal static class HintFile
         if (BinaryPrimitives.ReadUInt32LittleEndian(header[8..]) != segmentId) return "hint names another segment";
         var covered = BinaryPrimitives.ReadUInt64LittleEndian(header[16..]);
         if (covered != (ulong)segmentLength) return $"hint describes {covered} bytes of segment data but the segment has {segmentLength} (stale hint)";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(header[24..]) != segmentHeaderCrc)
+            return "hint describes another file with this segment id (its segment-header CRC differs: a stale or copied hint)";
         var trailer = hint[^TrailerSize..];
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer) != TrailerMagic) return "hint trailer missing (truncated hint file)";
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[20..]) != Crc32.HashToUInt32(trailer[..20])) return "hint trailer CRC mismatch";

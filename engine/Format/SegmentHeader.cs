@@ -50,6 +50,10 @@ internal sealed record SegmentHeader
 
     public int Size => FixedSize + 8 * Superseded.Count;
 
+    /// <summary>The header's CRC (offset 60): unique per segment file in practice (it covers the id, the creation time and
+    /// the base sequence), so a hint file records it to prove which file it describes.</summary>
+    public uint Crc => BinaryPrimitives.ReadUInt32LittleEndian(Encode().AsSpan(60));
+
     public byte[] Encode()
     {
         var buffer = new byte[Size];

@@ -39,7 +39,7 @@ internal static class HintImage
         if (BinaryPrimitives.ReadUInt32LittleEndian(header) != HeaderMagic) problems.Add((0, "hint header magic is not BCHT"));
         else if (BinaryPrimitives.ReadUInt32LittleEndian(header[28..]) != Crc32.HashToUInt32(header[..28])) problems.Add((28, "hint header CRC mismatch"));
         else if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) is var v && v != Version) problems.Add((4, $"hint format version {v} is not supported (this build reads version {Version})"));
-        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[24..]) != 0)
+        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0)
             problems.Add((6, "hint header reserved bytes are not zero"));
         else
         {

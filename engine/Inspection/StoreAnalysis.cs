@@ -429,7 +429,7 @@ internal sealed class StoreAnalysis : IDisposable
         }
         if (result.Count > 0) return result;
         // The engine's own acceptance test, so verify never calls a hint whole that open would reject.
-        if (HintFile.Validate(data, segment.Id, segment.Length, segment.Header!.Size, ushort.MaxValue, out _) is { } rejected)
+        if (HintFile.Validate(data, segment.Id, segment.Length, segment.Header!.Crc, segment.Header!.Size, ushort.MaxValue, out _) is { } rejected)
             result.Add((0, $"open would reject this hint: {rejected}", ProblemKinds.HintMismatch));
         // Every entry must describe exactly the valid record at its offset; every key's newest record must be listed.
         var seenOffsets = new HashSet<uint>();

@@ -179,7 +179,8 @@ public static class StoreInspector
             var segmentBytes = new byte[Math.Min(new FileInfo(segment).Length, SegmentHeader.FixedSize + 8L * SegmentHeader.MaxRanges)];
             using (var f = File.OpenRead(segment)) f.ReadAtLeast(segmentBytes, segmentBytes.Length, throwOnEndOfStream: false);
             var headerSize = segmentBytes.Length >= SegmentHeader.FixedSize ? Math.Max(SegmentHeader.TotalSize(segmentBytes), SegmentHeader.FixedSize) : SegmentHeader.FixedSize;
-            result[id] = HintFile.Validate(bytes, id, new FileInfo(segment).Length, headerSize, ushort.MaxValue, out _);
+            var headerCrc = segmentBytes.Length >= SegmentHeader.FixedSize ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(segmentBytes.AsSpan(60)) : 0u;
+            result[id] = HintFile.Validate(bytes, id, new FileInfo(segment).Length, headerCrc, headerSize, ushort.MaxValue, out _);
         }
         return result;
     }

@@ -272,7 +272,7 @@ public class HintFileTests(ITestOutputHelper output)
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "engine bug 8: a hint of another segment file with the same id and length is trusted (older values served), see NOTES-crash.md")]
+    [Fact]
     public void A_stale_hint_of_an_older_file_with_the_same_id_and_length_is_ignored_and_rewritten()
     {
         // Same id and same byte length, different keys: only the content tells them apart (e.g. a restored backup).
@@ -323,7 +323,7 @@ public class HintFileTests(ITestOutputHelper output)
         Assert.DoesNotContain(store.GetStats().Segments, s => s.FileName == Path.GetFileName(missing));
     }
 
-    [Fact(Skip = "engine bug 9: a read-write open that refuses a missing segment first deletes its hint, see NOTES-crash.md")]
+    [Fact]
     public void A_read_write_open_that_fails_on_a_missing_segment_changes_no_file()
     {
         var image = Build();
@@ -336,7 +336,7 @@ public class HintFileTests(ITestOutputHelper output)
         Assert.Equal(before.Keys.Order(), fs.Files.Order());
     }
 
-    [Fact(Skip = "engine bug 9: the newest sealed segment can vanish unnoticed; its orphan hint is deleted as debris, see NOTES-crash.md")]
+    [Fact]
     public void A_hint_whose_newest_segment_is_missing_and_not_merged_away_fails_read_write_open_naming_the_segment()
     {
         // Nothing follows the newest segment, so no "previous segment" link reveals the loss; its hint is the only trace.
