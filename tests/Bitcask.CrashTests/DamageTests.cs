@@ -57,7 +57,7 @@ public class DamageTests(ITestOutputHelper output)
                     state[key] = value;
                     Track(key, value);
                 }
-                var write = fs.History.Skip(before).Last(o => o.Kind == FsOpKind.Write);
+                var write = fs.History.Skip(before).Last(o => o.Kind == FsOpKind.Write && o.Path.EndsWith(".seg", StringComparison.Ordinal)); // not a background hint write
                 records.Add((write.Path, write.Offset, (int)write.Length, key));
             }
         }
@@ -324,13 +324,13 @@ public class DamageTests(ITestOutputHelper output)
     // ------------------------------------------------------------------ item 5
 
     [Theory]
-    [InlineData(24, 0u)]             // key length 0
-    [InlineData(24, 1025u)]          // key length max + 1
+    [InlineData(6, 0u)]              // key length (u16 at offset 6) 0
+    [InlineData(6, 1025u)]           // key length max + 1
+    [InlineData(6, 0xFFFFu)]         // key length 65535
+    [InlineData(24, 2049u)]          // value length (u32 at offset 24) max + 1
     [InlineData(24, 0x7FFFFFFFu)]
     [InlineData(24, 0xFFFFFFFFu)]
-    [InlineData(28, 2049u)]          // value length max + 1
-    [InlineData(28, 0x7FFFFFFFu)]
-    [InlineData(28, 0xFFFFFFFFu)]
+    [InlineData(28, 0xFFFFFFFFu)]    // durable length
     public void Hostile_length_fields_are_damage_in_a_sealed_segment_and_a_torn_tail_at_the_end_of_the_newest(int field, uint value)
     {
         var image = Build(count: 70, size: 150);
@@ -338,7 +338,7 @@ public class DamageTests(ITestOutputHelper output)
         var sealedRecord = image.Records.Where(r => r.File == image.Segments[0]).Skip(1).First();
         var fs = image.Fs.Clone();
         var bytes = fs.ReadAllBytes(sealedRecord.File);
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)sealedRecord.Offset + field), value);
+        WriteField(bytes.AsSpan((int)sealedRecord.Offset + field), field, value);
         fs.WriteAllBytes(sealedRecord.File, bytes);
         var e = Assert.Throws<CorruptionException>(() => BitcaskStore.Open(Dir, Options, fs));
         Assert.Equal((sealedRecord.File, sealedRecord.Offset), (e.Path, e.Offset));
@@ -348,12 +348,19 @@ public class DamageTests(ITestOutputHelper output)
         var last = image.Records[^1];
         fs = image.Fs.Clone();
         bytes = fs.ReadAllBytes(last.File);
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan((int)last.Offset + field), value);
+        WriteField(bytes.AsSpan((int)last.Offset + field), field, value);
         fs.WriteAllBytes(last.File, bytes);
         var state = OpenAndDump(fs);
         var expected = new Dictionary<string, byte[]>(image.State) { [last.Key] = image.History[last.Key][^2] };
         Assert.True(Oracle.SameState(expected, state));
         Assert.Equal(last.Offset, fs.ReadAllBytes(last.File).Length);
+    }
+
+    /// <summary>FORMAT.md §2.2: the key length is a u16 at offset 6; value length and durable length are u32.</summary>
+    private static void WriteField(Span<byte> at, int field, uint value)
+    {
+        if (field == 6) BinaryPrimitives.WriteUInt16LittleEndian(at, (ushort)value);
+        else BinaryPrimitives.WriteUInt32LittleEndian(at, value);
     }
 
     // ------------------------------------------------------------------ item 7 and the missing / unknown-version cases
