@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Deterministic replay of the race the SIGKILL soak found (NOTES-crash.md bug 11): a group commit that rolls over in the
+/// Deterministic replay of the race the SIGKILL soak found (tests/NOTES-crash.md bug 11): a group commit that rolls over in the
 /// middle of its group seals the old segment — and wakes the background compactor — before the group's keydir update.
 /// A compaction that runs in that window sees the group's records in the sealed segment as dead (the keydir does not
 /// point at them yet), drops them, and deletes the segment; the group is then acknowledged (Synced) pointing at a

@@ -9,7 +9,7 @@ namespace Bitcask.CrashTests;
 /// </summary>
 public class CrashPointTests(ITestOutputHelper output)
 {
-    /// <summary>Combinations that fail today because of an engine bug (NOTES-crash.md); they run in the skipped theory below.</summary>
+    /// <summary>Combinations that fail today because of an engine bug (tests/NOTES-crash.md); they run in the skipped theory below.</summary>
     private static readonly (PowerLoss, Durability)[] KnownBug =
     [
         // bug 1 (torn batch read as mid-file damage) fixed on main in 2c40f6a

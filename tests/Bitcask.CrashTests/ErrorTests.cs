@@ -10,7 +10,7 @@ namespace Bitcask.CrashTests;
 /// </summary>
 public class ErrorTests(ITestOutputHelper output)
 {
-    /// <summary>The scripted workload without batches: a failed batch write trips engine bug 1 (NOTES-crash.md); the full
+    /// <summary>The scripted workload without batches: a failed batch write trips engine bug 1 (tests/NOTES-crash.md); the full
     /// script runs in the skipped variants below.</summary>
     private static readonly IReadOnlyList<Step> NoBatches = Workloads.Scripted().Where(s => s.Kind != StepKind.Batch).ToList();
     private static IReadOnlyList<Step> Script = NoBatches;
@@ -134,7 +134,7 @@ public class ErrorTests(ITestOutputHelper output)
     [InlineData(true)]
     public void Eio_on_each_fsync_fails_that_group_poisons_the_writer_and_never_reports_success(bool fsyncGate)
     {
-        // The last fsync is Dispose's; Dispose swallows its failure (see the skipped test below and NOTES-crash.md).
+        // The last fsync is Dispose's; Dispose swallows its failure (see the skipped test below and tests/NOTES-crash.md).
         var syncs = CountOps(Durability.Synced, FsOpKind.Sync) - 1;
         var problems = new List<string>();
         for (var n = 1; n <= syncs; n++)
@@ -149,7 +149,7 @@ public class ErrorTests(ITestOutputHelper output)
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "engine limitation 3: after an fsyncgate failure, a reopen trusts bytes that only the page cache holds; a later power loss then loses or resurrects data under later synced writes; see NOTES-crash.md")]
+    [Fact(Skip = "engine limitation 3: after an fsyncgate failure, a reopen trusts bytes that only the page cache holds; a later power loss then loses or resurrects data under later synced writes; see tests/NOTES-crash.md")]
     public void After_an_fsyncgate_failure_and_a_reopen_acknowledged_writes_survive_a_later_power_loss()
     {
         // fsync #k fails and the kernel drops the dirty pages, but reads still see them. The process reopens the store (the

@@ -115,7 +115,7 @@ public sealed class WorkloadRunner(StoreConfig config, string directory, RunOpti
         result.Metrics["reopen.ms"] = reopenMs;
         Say($"close {closeMs:F0} ms, reopen to first get {reopenMs:F1} ms");
 
-        // Concurrent writers last: a store that stalls under them (see NOTES-bench.md) still reports everything above.
+        // Concurrent writers last: a store that stalls under them (see bench/NOTES.md) still reports everything above.
         result.Metrics["overwrite16"] = RunThreads(16, keys, time, (s, t, ref rng, buffer, n) => Put(s, rng.Next(keys), 2));
         Say($"overwrite16 {result.Metrics["overwrite16"]:N0} ops/s");
         var (mixed, getLatency, putLatency) = Mixed(keys, time, 2);
