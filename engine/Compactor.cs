@@ -249,6 +249,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         private long _written;
         private readonly ArrayBufferWriter<byte> _hint = new(64 << 10);
         private ulong _hintEntries;
+        private ulong _minSequence = ulong.MaxValue, _maxSequence;
 
         public Output(IStorageFileSystem fs, string directory, SegmentHeader header, HintWriter hints)
         {
@@ -292,6 +293,9 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             HintFile.AppendEntry(_hint, new HintEntry(RecordCodec.ReadKind(record), (uint)offset, (uint)record.Length,
                 RecordCodec.ReadSequence(record), RecordCodec.ReadExpiresAt(record)), RecordCodec.Key(record));
             _hintEntries++;
+            var sequence = RecordCodec.ReadSequence(record);
+            _minSequence = Math.Min(_minSequence, sequence);
+            _maxSequence = Math.Max(_maxSequence, sequence);
             return new KeyLocation(Header.SegmentId, (uint)offset, (uint)record.Length);
         }
 
@@ -330,15 +334,8 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             var file = fs.OpenFile(FinalPath, StorageOpenMode.ReadOnly);
             var segment = Segment.Open(Header, file, _written, file.Map(_written));
             segment.HasHint = true;
-            var reader = new HintFile.Reader(_hint.WrittenSpan[..^HintFile.TrailerSize]);
-            ulong min = ulong.MaxValue, max = 0;
-            while (reader.Next(out var e, out _, out _))
-            {
-                min = Math.Min(min, e.Sequence);
-                max = Math.Max(max, e.Sequence);
-            }
-            segment.MinSequence = min == ulong.MaxValue ? 0 : min;
-            segment.MaxSequence = max;
+            segment.MinSequence = _minSequence == ulong.MaxValue ? 0 : _minSequence;
+            segment.MaxSequence = _maxSequence;
             return segment;
         }
 

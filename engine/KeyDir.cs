@@ -188,15 +188,14 @@ internal sealed class KeyDir
     }
 
     /// <summary>Applies one record found on disk. A tombstone is kept (as a marker) until <see cref="EndRecovery"/> so that an
-    /// older put loaded later cannot bring the key back. Returns the location the record displaced (or the record itself,
-    /// when it is older than what is there), so the caller can count dead bytes.</summary>
-    public RecoverOutcome Recover(ReadOnlySpan<byte> key, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone) =>
-        Recover(key, Hash(key), location, sequence, expiresAt, tombstone, out displaced, out displacedTombstone);
+    /// older put loaded later cannot bring the key back.</summary>
+    public void Recover(ReadOnlySpan<byte> key, KeyLocation location, ulong sequence, long expiresAt, bool tombstone) =>
+        Recover(key, Hash(key), location, sequence, expiresAt, tombstone);
 
-    /// <summary><see cref="Recover(ReadOnlySpan{byte}, KeyLocation, ulong, long, bool, out KeyLocation, out bool)"/> with the
-    /// key's <see cref="Hash"/> already computed.</summary>
+    /// <summary><see cref="Recover(ReadOnlySpan{byte}, KeyLocation, ulong, long, bool)"/> with the key's <see cref="Hash"/>
+    /// already computed.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
-    public RecoverOutcome Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone, out KeyLocation displaced, out bool displacedTombstone)
+    public void Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone)
     {
         var stripe = StripeOf(hash);
         lock (stripe.Gate)
@@ -208,35 +207,22 @@ internal sealed class KeyDir
                 i = stripe.Insert(key, hash, location, expiresAt);
                 stripe.Seq![i] = sequence;
                 if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-                displaced = default;
-                displacedTombstone = false;
-                return RecoverOutcome.Inserted;
+                return;
             }
             ref var e = ref stripe.Entries[i];
-            var current = new KeyLocation(e.SegmentId, e.Offset, e.Length);
             var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
-            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone))
-            {
-                displaced = location;
-                displacedTombstone = tombstone;
-                return RecoverOutcome.Older;
-            }
-            displaced = current;
-            displacedTombstone = currentTombstone;
-            if (stripe.Seq[i] == sequence && current == location) return RecoverOutcome.Older; // the same record seen twice
+            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone)) return; // older
             stripe.Update(i, location, expiresAt);
             stripe.Seq[i] = sequence;
             if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
             else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
-            return RecoverOutcome.Replaced;
         }
     }
 
-    /// <summary>Ends a bulk load: drops tombstone markers and the sequence arrays. Calls <paramref name="onTombstone"/>
-    /// for each dropped marker (its bytes are dead).</summary>
-    public void EndRecovery(Action<KeyLocation>? onTombstone)
+    /// <summary>Ends a bulk load: drops tombstone markers and the sequence arrays.</summary>
+    public void EndRecovery()
     {
-        foreach (var s in _stripes) s.EndRecovery(onTombstone);
+        foreach (var s in _stripes) s.EndRecovery();
     }
 
     /// <summary>Entries, including expired ones.</summary>
@@ -575,35 +561,30 @@ internal sealed class KeyDir
             Seq = new ulong[Entries.Length];
         }
 
-        public void EndRecovery(Action<KeyLocation>? onTombstone)
+        public void EndRecovery()
         {
             lock (Gate)
             {
                 BeginWrite();
-                try { RemoveTombstones(onTombstone); } finally { EndWrite(); }
+                try { RemoveTombstones(); } finally { EndWrite(); }
             }
         }
 
-        private void RemoveTombstones(Action<KeyLocation>? onTombstone)
+        private void RemoveTombstones()
         {
+            for (var i = 0; i < Used; i++)
             {
-                for (var i = 0; i < Used; i++)
-                {
-                    ref var e = ref Entries[i];
-                    if ((e.Flags & (Entry.InUse | Entry.Tombstone)) != (Entry.InUse | Entry.Tombstone)) continue;
-                    onTombstone?.Invoke(new KeyLocation(e.SegmentId, e.Offset, e.Length));
-                    var key = Keys.AsSpan(e.KeyOffset, e.KeyLength);
-                    var found = Find(key, KeyDir.Hash(key), out var previous);
-                    RemoveAt(found, previous);
-                }
-                Seq = null;
-                if (Used + (Used >> 3) + 4 < Entries.Length) GrowEntries(Math.Max(4, Used + (Used >> 4) + 4)); // give back an over-estimate
-                if (KeysUsed < Keys.Length - 64 && Keys.Length > 2 * KeysUsed) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 3)));
+                ref var e = ref Entries[i];
+                if ((e.Flags & (Entry.InUse | Entry.Tombstone)) != (Entry.InUse | Entry.Tombstone)) continue;
+                var key = Keys.AsSpan(e.KeyOffset, e.KeyLength);
+                var found = Find(key, KeyDir.Hash(key), out var previous);
+                RemoveAt(found, previous);
             }
+            Seq = null;
+            if (Used + (Used >> 3) + 4 < Entries.Length) GrowEntries(Math.Max(4, Used + (Used >> 4) + 4)); // give back an over-estimate
+            if (KeysUsed < Keys.Length - 64 && Keys.Length > 2 * KeysUsed) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 3)));
         }
     }
 }
-
-internal enum RecoverOutcome { Inserted, Replaced, Older }
 
 internal readonly record struct KeyDirEntry(byte[] Key, KeyLocation Location, long ExpiresAt);

@@ -72,7 +72,7 @@ internal sealed class Segment
     public static Segment Open(SegmentHeader header, IStorageFile file, long length, FileMapping? mapping) =>
         new(header, file, length, mapping);
 
-    /// <summary>Reopens a sealed segment for appending (not used for ordinary opens, which start a fresh segment).</summary>
+    /// <summary>Ends appending: the segment becomes sealed (read-only); the caller has flushed the buffer.</summary>
     public void SealForReading()
     {
         lock (_bufferLock)

@@ -103,8 +103,7 @@ internal sealed class StoreRecovery
             Segments.Add(loaded[i]);
             maxSequence = Math.Max(maxSequence, Math.Max(loaded[i].MaxSequence, ordered[i].Header.BaseSequence));
         }
-        KeyDir.EndRecovery(null);
-        foreach (var segment in Segments.Snapshot()) segment.AddLive(-segment.LiveBytes);
+        KeyDir.EndRecovery();
         KeyDir.ForEachLocation(location => Segments.Find(location.SegmentId)?.AddLive(location.Length));
 
         if (_directoryChanged) _fs.SyncDirectory(_directory); // removals and truncations made by recovery are durable before new writes
@@ -403,7 +402,7 @@ internal sealed class StoreRecovery
         {
             HintFile.Reader.ReadValidated(hint, positions[j], out var entry, out var key);
             KeyDir.Recover(key, hashes[j], new KeyLocation(segmentId, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
-                entry.Kind == RecordKind.Tombstone, out _, out _);
+                entry.Kind == RecordKind.Tombstone);
         }
     }
 
@@ -461,7 +460,7 @@ internal sealed class StoreRecovery
                     min = Math.Min(min, sequence);
                     max = Math.Max(max, sequence);
                     KeyDir.Recover(RecordCodec.Key(entry), new KeyLocation(segment.Id, (uint)entryOffset, (uint)entry.Length), sequence,
-                        RecordCodec.ReadExpiresAt(entry), RecordCodec.ReadKind(entry) == RecordKind.Tombstone, out _, out _);
+                        RecordCodec.ReadExpiresAt(entry), RecordCodec.ReadKind(entry) == RecordKind.Tombstone);
                 }
                 continue;
             }

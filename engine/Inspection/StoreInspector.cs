@@ -141,12 +141,7 @@ public static class StoreInspector
     {
         ArgumentNullException.ThrowIfNull(store);
         foreach (var key in store.Keys(prefix))
-        {
-            if (!store.KeyDirForTests.TryGet(key, out _, out var expiresAt)) continue;
-            var value = store.Get(key);
-            if (value is null) continue;
-            yield return (key, value, expiresAt);
-        }
+            if (TryGetEntry(store, key, out var value, out var expiresAt)) yield return (key, value, expiresAt);
     }
 
     /// <summary>The value and expiry (Unix ms, 0 = never) of a live key of an open store; false when absent or expired.
