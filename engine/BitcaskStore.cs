@@ -458,7 +458,11 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     /// compaction in progress. Returns what it did; <see cref="CompactionResult.Cancelled"/> when <paramref name="ct"/> fired
     /// (nothing changed).
     /// </summary>
-    public CompactionResult Compact(CancellationToken ct = default)
+    public CompactionResult Compact(CancellationToken ct = default) => Compact(choose: null, ct);
+
+    /// <summary>Test seam: as <see cref="Compact(CancellationToken)"/>, but merges only the sealed segments
+    /// <paramref name="choose"/> picks (a partial merge, as background compaction makes).</summary>
+    internal CompactionResult Compact(Func<IReadOnlyList<Segment>, IReadOnlyList<Segment>>? choose, CancellationToken ct)
     {
         var commit = WritableCommit();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
@@ -478,6 +482,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             seal.Reset(WriteRequestKind.Seal);
             commit.Submit(seal);
             var sealedSegments = _segments.Snapshot().Where(s => !s.IsActive).ToList();
+            if (choose is not null) return RunCompaction(choose(sealedSegments), linked.Token);
             var worthIt = sealedSegments.Count > 1 || sealedSegments.Any(s => s.LiveBytes < s.RecordBytes) || _keyDir.HasExpiringEntries;
             return RunCompaction(worthIt ? sealedSegments : [], linked.Token);
         }

@@ -25,6 +25,8 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
 
     public CompactionResult Run(IReadOnlyList<Segment> candidates, CancellationToken ct)
     {
+        if (_broken is { } broken)
+            throw new IOException($"Compaction is disabled for this store instance: an earlier run could not undo its partly renamed outputs ({broken.Message}). Reopen the store: open settles the directory.", broken);
         var clock = Stopwatch.StartNew();
         var inputs = new List<Segment>();
         var applied = writer.AppliedSequence;
@@ -85,8 +87,8 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
                                 }
                                 continue;
                             }
-                            var to = Append(outputs, entry, superseded, baseSequence);
-                            relocations.Add(new Relocation(i, from, to));
+                            var (output, at) = Append(outputs, entry, superseded, baseSequence);
+                            relocations.Add(new Relocation(i, from, output, at));
                             counts.Kept++;
                         }
                         else if (outsideMin < sequence)
@@ -104,10 +106,17 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             // Always at least one output, even an empty one: it carries the superseded ranges that make deleting the
             // inputs safe in any order.
             if (outputs.Count == 0) StartOutput(outputs, superseded, baseSequence);
-            FinishOutputs(outputs);
+            // The outputs take their ids only now, as one block, so that each output's header names every id of its run
+            // (merge id + index): open can then tell an output a later compaction replaced from one that never landed.
+            var firstId = writer.AllocateSegmentIds(outputs.Count);
+            for (var k = 0; k < outputs.Count; k++) outputs[k].Finish(firstId + (uint)k, firstId, (ushort)outputs.Count);
             StepHook?.Invoke("written");
 
-            foreach (var o in outputs) fs.Rename(o.TempPath, o.FinalPath);
+            foreach (var o in outputs)
+            {
+                fs.Rename(o.TempPath, o.FinalPath);
+                o.Renamed = true;
+            }
             fs.SyncDirectory(directory); // commit point: every output of the run is durable under its final name
             committed = true;
             // Hints take their names only after their segments' names are durable: a hint without its segment then always
@@ -121,7 +130,8 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             foreach (var r in relocations)
             {
                 var key = KeyAt(inputs[r.Input], r.From, ref scratch);
-                if (keyDir.TryRelocate(key, r.From, r.To)) segments.Find(r.To.SegmentId)?.AddLive(r.To.Length);
+                var to = new KeyLocation(opened[r.Output].Id, r.Offset, r.From.Length);
+                if (keyDir.TryRelocate(key, r.From, to)) opened[r.Output].AddLive(to.Length);
             }
             foreach (var (input, from) in removals)
                 keyDir.TryRemoveAt(KeyAt(inputs[input], from, ref scratch), from);
@@ -156,6 +166,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         catch (Exception e) when (!committed)
         {
             foreach (var o in outputs) o.Abandon(fs);
+            if (outputs.Any(o => o.Renamed)) ForgetRenamedOutputs(e);
             if (e is OperationCanceledException) return new CompactionResult { Cancelled = true, SegmentsIn = inputs.Count, Duration = clock.Elapsed };
             Log.CompactionFailed(logger, e, e.Message);
             throw;
@@ -167,41 +178,54 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         }
     }
 
+    private Exception? _broken;
+
+    /// <summary>
+    /// The commit failed after some outputs took their final names (which <see cref="Output.Abandon"/> removed again). The
+    /// removal must be durable before another run may drop a tombstone those outputs' older copies would outlive; if it
+    /// cannot be made durable, no further run is allowed until a reopen settles the directory.
+    /// </summary>
+    private void ForgetRenamedOutputs(Exception cause)
+    {
+        try
+        {
+            fs.SyncDirectory(directory); // the removal of the partly renamed outputs is durable
+        }
+        catch (IOException e)
+        {
+            _broken = e;
+            Log.CompactionFailed(logger, cause, "outputs of a failed run could not be removed durably; compaction is disabled until the store is reopened");
+        }
+    }
+
     private static ReadOnlySpan<byte> KeyAt(Segment input, KeyLocation location, ref byte[]? scratch) =>
         RecordCodec.Key(input.Read(location.Offset, (int)location.Length, ref scratch));
 
-    private KeyLocation Append(List<Output> outputs, ReadOnlySpan<byte> record, IReadOnlyList<(uint, uint)> superseded, ulong baseSequence)
+    /// <summary>Appends to the current output (starting a new one when it is full); returns the output's index and the offset.</summary>
+    private (int Output, uint Offset) Append(List<Output> outputs, ReadOnlySpan<byte> record, IReadOnlyList<(uint, uint)> superseded, ulong baseSequence)
     {
         var output = outputs.Count == 0 || (outputs[^1].HasRecords && outputs[^1].Length + record.Length > options.MaxSegmentBytes)
             ? StartOutput(outputs, superseded, baseSequence)
             : outputs[^1];
-        return output.Append(record);
+        return (outputs.Count - 1, output.Append(record));
     }
 
     private Output StartOutput(List<Output> outputs, IReadOnlyList<(uint, uint)> superseded, ulong baseSequence)
     {
         if (outputs.Count > 0) outputs[^1].FlushBuffer();
-        var id = writer.AllocateSegmentId();
         var header = new SegmentHeader
         {
             Kind = SegmentKind.Compacted,
-            SegmentId = id,
+            SegmentId = 0, // the id, merge id and output count are set in Output.Finish, before the file is fsynced and renamed
             BaseSequence = baseSequence,
             CreatedAtUnixMs = options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
-            MergeId = outputs.Count == 0 ? id : outputs[0].Header.SegmentId,
             OutputIndex = (ushort)outputs.Count,
-            OutputCount = 0, // fixed in FinishOutputs, before the file is fsynced and renamed
             Superseded = superseded,
         };
         if (outputs.Count >= ushort.MaxValue) throw new InvalidOperationException("A compaction run may write at most 65535 outputs.");
         var output = new Output(fs, directory, header, hints);
         outputs.Add(output);
         return output;
-    }
-
-    private static void FinishOutputs(List<Output> outputs)
-    {
-        foreach (var o in outputs) o.Finish((ushort)outputs.Count);
     }
 
     internal static IReadOnlyList<(uint First, uint Last)> NormalizeRanges(IEnumerable<(uint First, uint Last)> ranges)
@@ -216,7 +240,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         return result;
     }
 
-    private readonly record struct Relocation(int Input, KeyLocation From, KeyLocation To);
+    private readonly record struct Relocation(int Input, KeyLocation From, int Output, uint Offset);
 
     private sealed class Counts
     {
@@ -255,11 +279,11 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         {
             _fs = fs;
             _hints = hints;
+            _directory = directory;
             Header = header;
-            FinalPath = Path.Combine(directory, StoreFiles.SegmentName(header.SegmentId));
-            TempPath = FinalPath + StoreFiles.TempExtension;
-            HintFinalPath = Path.Combine(directory, StoreFiles.HintName(header.SegmentId));
-            HintTempPath = HintFinalPath + StoreFiles.TempExtension;
+            // Runs are serialized and the store is locked to one process, so the output index names the file uniquely.
+            TempPath = Path.Combine(directory, StoreFiles.CompactionTempName(header.OutputIndex, StoreFiles.SegmentExtension));
+            HintTempPath = Path.Combine(directory, StoreFiles.CompactionTempName(header.OutputIndex, StoreFiles.HintExtension));
             if (fs.FileExists(TempPath)) fs.Delete(TempPath);
             _file = fs.OpenFile(TempPath, StorageOpenMode.CreateNew);
             var bytes = header.Encode();
@@ -276,15 +300,20 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             HintFile.BeginIncremental(_hint, header.SegmentId);
         }
 
+        private readonly string _directory;
         public SegmentHeader Header { get; private set; }
-        public string FinalPath { get; }
+        public uint Id => Header.SegmentId;
+        public string FinalPath => Path.Combine(_directory, StoreFiles.SegmentName(Id));
         public string TempPath { get; }
-        public string HintFinalPath { get; }
+        public string HintFinalPath => Path.Combine(_directory, StoreFiles.HintName(Id));
         public string HintTempPath { get; }
+        /// <summary>Set once the segment took its final name (so a failed commit knows what to remove).</summary>
+        public bool Renamed { get; set; }
         public long Length => _written + _buffered;
         public bool HasRecords => _hintEntries > 0;
 
-        public KeyLocation Append(ReadOnlySpan<byte> record)
+        /// <summary>Appends a record; returns its offset.</summary>
+        public uint Append(ReadOnlySpan<byte> record)
         {
             var offset = Length;
             if (_buffered + record.Length > _buffer.Length) FlushBuffer();
@@ -296,7 +325,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             var sequence = RecordCodec.ReadSequence(record);
             _minSequence = Math.Min(_minSequence, sequence);
             _maxSequence = Math.Max(_maxSequence, sequence);
-            return new KeyLocation(Header.SegmentId, (uint)offset, (uint)record.Length);
+            return (uint)offset;
         }
 
         public void FlushBuffer()
@@ -317,13 +346,13 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         private const long SyncEveryBytes = 8L << 20;
         private long _syncedAt;
 
-        public void Finish(ushort outputCount)
+        public void Finish(uint id, uint mergeId, ushort outputCount)
         {
             FlushBuffer();
-            Header = Header with { OutputCount = outputCount };
+            Header = Header with { SegmentId = id, MergeId = mergeId, OutputCount = outputCount };
             _file!.Write(0, Header.Encode());
             _file.Sync(); // the output's bytes are durable before its name can replace the inputs
-            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), _written, Header.Crc);
+            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), id, _written, Header.Crc);
             HintFile.AppendTrailer(_hint, _hintEntries);
             _hints.WriteTemp(HintTempPath, _hint.WrittenSpan);
         }
@@ -345,11 +374,11 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             _file = null;
         }
 
-        /// <summary>Removes the temporary files of an output that will not be used.</summary>
+        /// <summary>Removes the files of an output that will not be used (under its final name when it already took it).</summary>
         public void Abandon(IStorageFileSystem fs)
         {
             CloseFile();
-            foreach (var path in new[] { TempPath, HintTempPath })
+            foreach (var path in Renamed ? new[] { FinalPath, HintTempPath } : new[] { TempPath, HintTempPath })
                 try { if (fs.FileExists(path)) fs.Delete(path); } catch (IOException) { }
         }
     }

@@ -56,7 +56,10 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
     public ulong AppliedSequence => Volatile.Read(ref _appliedSequence);
 
     /// <summary>Allocates a segment id (compaction outputs draw from the same counter). Leader or compaction lock only.</summary>
-    public uint AllocateSegmentId() => Interlocked.Increment(ref _nextSegmentId) - 1;
+    public uint AllocateSegmentId() => AllocateSegmentIds(1);
+
+    /// <summary>Allocates <paramref name="count"/> consecutive ids and returns the first.</summary>
+    public uint AllocateSegmentIds(int count) => Interlocked.Add(ref _nextSegmentId, (uint)count) - (uint)count;
 
     public void Close(string storeName) => _closed = new ObjectDisposedException(storeName, $"The store at '{_directory}' is closed.");
 

@@ -213,39 +213,33 @@ internal sealed class StoreRecovery
     private static uint SegmentHeaderId(ReadOnlySpan<byte> head) => head.Length >= 12 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(head[8..]) : 0;
 
     /// <summary>
-    /// A compaction's outputs replace its inputs only once all of them are in place (FORMAT.md, "Compaction steps").
-    /// Complete output sets: inputs still present are stale (their removal was interrupted) and are removed.
-    /// Incomplete sets: the outputs are removed and the inputs stay.
+    /// A compaction's outputs replace its inputs only once all of them are in place (FORMAT.md, "Compaction steps"); a
+    /// later compaction may since have replaced some of them (<see cref="CompactionRuns"/>). Finished runs: inputs still
+    /// present are stale (their removal was interrupted) and are removed. Interrupted runs: the outputs are removed and
+    /// the inputs stay.
     /// </summary>
     private void SettleCompactions(List<Candidate> candidates)
     {
-        var outputs = candidates.Where(c => c.Header.Kind == SegmentKind.Compacted).GroupBy(c => c.Header.MergeId).ToList();
-        var covered = new List<(uint First, uint Last)>();
+        var settlement = CompactionRuns.Settle(candidates.Select(c => c.Header));
         var drop = new HashSet<Candidate>();
-        foreach (var set in outputs)
-        {
-            var expected = set.First().Header.OutputCount;
-            if (set.Count() == expected && set.Select(c => c.Header.OutputIndex).Distinct().Count() == expected)
-                covered.AddRange(set.First().Header.Superseded);
-            else
-                foreach (var c in set)
-                {
-                    drop.Add(c);
-                    RemoveSegmentFile(c, $"output {c.Header.OutputIndex + 1} of {expected} of an interrupted compaction (merge {set.Key})");
-                }
-        }
         foreach (var c in candidates)
         {
-            if (drop.Contains(c)) continue;
             var id = c.Header.SegmentId;
-            if (covered.Any(r => id >= r.First && id <= r.Last))
+            if (settlement.Interrupted.TryGetValue(id, out var why))
+            {
+                drop.Add(c);
+                RemoveSegmentFile(c, why);
+            }
+            else if (CompactionRuns.IsCovered(settlement.Covered, id))
             {
                 drop.Add(c);
                 RemoveSegmentFile(c, "input of a finished compaction whose removal was interrupted");
             }
         }
         candidates.RemoveAll(drop.Contains);
-        Covered = covered;
+        Covered = settlement.Covered;
+        // Never hand out an id a finished run replaced: a segment carrying it would be taken for a stale input.
+        foreach (var (_, last) in Covered) NextSegmentId = Math.Max(NextSegmentId, last + 1);
     }
 
     /// <summary>Id ranges that finished compactions replaced.</summary>

@@ -33,7 +33,7 @@ internal static class HintFile
     public static void Build(ReadOnlySpan<byte> segmentData, int recordsStart, uint segmentId, RecordLimits limits, ArrayBufferWriter<byte> output)
     {
         BeginIncremental(output, segmentId);
-        FinishIncrementalHeader(output.GetSpanOfWritten(), segmentData.Length, BinaryPrimitives.ReadUInt32LittleEndian(segmentData[60..]));
+        FinishIncrementalHeader(output.GetSpanOfWritten(), segmentId, segmentData.Length, BinaryPrimitives.ReadUInt32LittleEndian(segmentData[60..]));
 
         ulong count = 0;
         var scanner = new SegmentScanner(segmentData, recordsStart, limits);
@@ -93,10 +93,11 @@ internal static class HintFile
         output.Advance(HeaderSize);
     }
 
-    /// <summary>Fills in the segment length and its header's CRC (known only when a compaction output is complete) and the
-    /// hint header's own CRC.</summary>
-    public static void FinishIncrementalHeader(Span<byte> hint, long segmentLength, uint segmentHeaderCrc)
+    /// <summary>Fills in the segment id, the segment length and its header's CRC (known only when a compaction output is
+    /// complete) and the hint header's own CRC.</summary>
+    public static void FinishIncrementalHeader(Span<byte> hint, uint segmentId, long segmentLength, uint segmentHeaderCrc)
     {
+        BinaryPrimitives.WriteUInt32LittleEndian(hint[8..], segmentId);
         BinaryPrimitives.WriteUInt64LittleEndian(hint[16..], (ulong)segmentLength);
         BinaryPrimitives.WriteUInt32LittleEndian(hint[24..], segmentHeaderCrc);
         BinaryPrimitives.WriteUInt32LittleEndian(hint[28..], Crc32.HashToUInt32(hint[..28]));

@@ -15,6 +15,10 @@ internal static class StoreFiles
     public static string SegmentName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + SegmentExtension;
     public static string HintName(uint id) => id.ToString("D10", CultureInfo.InvariantCulture) + HintExtension;
 
+    /// <summary>"compaction-00003.seg.tmp": output 3 of the running compaction, before it has an id (FORMAT.md §6).</summary>
+    public static string CompactionTempName(int outputIndex, string extension) =>
+        "compaction-" + outputIndex.ToString("D5", CultureInfo.InvariantCulture) + extension + TempExtension;
+
     /// <summary>Parses "0000000042.seg" / "0000000042.hint" names; anything else is not ours.</summary>
     public static bool TryParseId(string name, string extension, out uint id)
     {

@@ -229,31 +229,21 @@ internal sealed class StoreAnalysis : IDisposable
     private void SettleCompactions()
     {
         var valid = Segments.Where(s => s.Header is not null && s.HeaderProblemKind is null).ToList();
-        var covered = new List<(uint, uint)>();
-        foreach (var run in valid.Where(s => s.Header!.Kind == SegmentKind.Compacted).GroupBy(s => s.Header!.MergeId))
+        var settlement = CompactionRuns.Settle(valid.Select(s => s.Header!));
+        foreach (var s in valid)
         {
-            var expected = run.First().Header!.OutputCount;
-            if (run.Count() == expected && run.Select(s => s.Header!.OutputIndex).Distinct().Count() == expected)
-            {
-                covered.AddRange(run.First().Header!.Superseded);
-                continue;
-            }
-            foreach (var s in run)
+            if (settlement.Interrupted.TryGetValue(s.Id, out var why))
             {
                 s.ExcludedKind = ProblemKinds.InterruptedCompaction;
-                Problem(s.Name, 0, ProblemKinds.InterruptedCompaction,
-                    $"output {s.Header!.OutputIndex + 1} of {expected} of compaction run {run.Key}, which did not finish (only {run.Count()} outputs present); open removes it and keeps the inputs");
+                Problem(s.Name, 0, ProblemKinds.InterruptedCompaction, why + "; open removes it and keeps the inputs");
             }
-        }
-        foreach (var s in valid.Where(s => s.ExcludedKind is null))
-        {
-            if (covered.Any(r => s.Id >= r.Item1 && s.Id <= r.Item2))
+            else if (CompactionRuns.IsCovered(settlement.Covered, s.Id))
             {
                 s.ExcludedKind = ProblemKinds.StaleSegment;
                 Problem(s.Name, 0, ProblemKinds.StaleSegment, "input of a finished compaction that is still present (its removal was interrupted); open removes it");
             }
         }
-        Covered = covered;
+        Covered = settlement.Covered;
     }
 
     private void CheckGaps()

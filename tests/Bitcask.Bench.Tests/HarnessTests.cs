@@ -33,10 +33,12 @@ public class HarnessTests
     public void Bitcask_run_reports_keydir_and_managed_bytes_per_key()
     {
         using var dir = new TempDir();
-        var result = new WorkloadRunner(new StoreConfig("bitcask", "buffered", StoreRole.Throughput), dir.Sub("store"), Tiny with { Keys = 5000 }).Run();
+        // In a child process, as the comparison runs it: the managed-heap growth of this test process would include
+        // whatever the tests running beside it allocate or free.
+        var result = Compare.RunChild(new StoreConfig("bitcask", "buffered", StoreRole.Throughput), dir.Sub("store"), Tiny with { Keys = 5000 }, new StringWriter());
         Assert.Null(result.Error);
         Assert.True(result.Metrics["keydir.bytes_per_key"] >= KeySpace.KeyLength, "the keydir holds every key, so at least 16 B per key");
-        Assert.True(result.Metrics["managed.bytes_per_key"] > 0);
+        Assert.True(result.Metrics["managed.bytes_per_key"] >= KeySpace.KeyLength, "the managed heap holds the keydir, so it grew by at least 16 B per key");
     }
 
     [Fact]

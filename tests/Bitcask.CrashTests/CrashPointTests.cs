@@ -43,6 +43,39 @@ public class CrashPointTests(ITestOutputHelper output)
         Assert.Empty(result.Failures);
     }
 
+    [Theory]
+    [InlineData(PowerLoss.DropUnsynced, Durability.Synced)]
+    [InlineData(PowerLoss.TornPrefix, Durability.Flushed)]
+    [InlineData(PowerLoss.ProcessKill, Durability.Buffered)]
+    public void Crash_at_every_operation_of_partial_merges_keeps_the_outputs_a_later_merge_did_not_replace(PowerLoss mode, Durability durability)
+    {
+        // A compaction may take some outputs of an earlier one as its inputs: the earlier run's other outputs still hold
+        // live records and must survive every reopen (the CI failure of 2026-11-27 lost them).
+        var result = CrashCampaign.Run(Workloads.PartialMerges(), Workloads.Options(durability), mode, CrashCampaign.BaseSeed,
+            compact: Workloads.CompactOldestOutput);
+        CrashCampaign.Report(output, $"partial merges {mode} {durability}", result);
+        Assert.True(result.CrashPoints > 50, $"the workload should exercise many file operations, saw {result.Operations}");
+        Assert.Empty(result.Failures);
+    }
+
+    [Theory]
+    [InlineData(DirectoryLoss.RandomPrefix)]
+    [InlineData(DirectoryLoss.RandomSubset)]
+    public void Partial_merges_survive_crashes_that_persist_directory_changes_out_of_order(DirectoryLoss loss)
+    {
+        var failures = new List<string>();
+        var points = 0;
+        for (var i = 0; i < DirectoryImagesPerPoint * CrashCampaign.Scale; i++)
+        {
+            var r = CrashCampaign.Run(Workloads.PartialMerges(), Workloads.Options(Durability.Synced), PowerLoss.DropUnsynced, CrashCampaign.BaseSeed + i,
+                configure: fs => { fs.DirectoryLoss = loss; return fs; }, compact: Workloads.CompactOldestOutput);
+            points += r.CrashPoints;
+            failures.AddRange(r.Failures);
+        }
+        CrashCampaign.Report(output, $"partial merges, directory changes {loss}", new CrashCampaign.Result(points, 0, failures));
+        Assert.Empty(failures);
+    }
+
     /// <summary>Crash images per crash point in <see cref="Crash_at_every_operation_with_directory_changes_persisted_out_of_order_keeps_acknowledged_writes_and_a_prefix"/>.</summary>
     internal const int DirectoryImagesPerPoint = 3;
 

@@ -111,6 +111,42 @@ public class ErrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_compaction_whose_commit_fsync_fails_removes_its_renamed_outputs_so_a_later_merge_cannot_resurrect_a_delete()
+    {
+        // The outputs took their final names, then the directory fsync that commits them failed: the run is abandoned and
+        // the store goes on with the inputs. Had the renamed outputs stayed, the next open would take that run as finished
+        // and load their copy of a key deleted since, whose tombstone a later full merge dropped.
+        var fs = new FaultFileSystem();
+        var options = Workloads.Options(Durability.Synced);
+        var armed = false;
+        fs.BeforeOperation = op => armed |= op.Kind == FsOpKind.Rename && op.Path.EndsWith(".seg.tmp", StringComparison.Ordinal);
+        fs.Faults.Add(FaultRule.Eio(FsOpKind.SyncDirectory, 1, where: _ => armed));
+        using (var store = BitcaskStore.Open(Workloads.Directory, options, fs))
+        {
+            store.Put(Workloads.B("victim"), Oracle.MakeValue("victim", 1, 700));
+            for (var i = 0; i < 10; i++) store.Put(Workloads.B("f" + i), Oracle.MakeValue("f" + i, i, 700));
+            var before = fs.Files.Where(f => f.EndsWith(".seg", StringComparison.Ordinal)).ToHashSet();
+            Assert.ThrowsAny<IOException>(() => store.Compact());
+            Assert.Equal(1, fs.Faults[0].Fired);
+            Assert.Equal(before.Order(), fs.Files.Where(f => f.EndsWith(".seg", StringComparison.Ordinal)).Order()); // no output left under its final name
+            Assert.True(store.Delete(Workloads.B("victim")));
+            var merged = store.Compact();
+            Assert.True(merged.SegmentsIn > 1 && !merged.Cancelled);
+            Assert.Null(store.Get(Workloads.B("victim")));
+        }
+        using (var store = BitcaskStore.Open(Workloads.Directory, options, fs))
+        {
+            Assert.Null(store.Get(Workloads.B("victim")));
+            for (var i = 0; i < 10; i++) Assert.Equal(Oracle.MakeValue("f" + i, i, 700), store.Get(Workloads.B("f" + i)));
+        }
+        foreach (var mode in new[] { PowerLoss.ProcessKill, PowerLoss.DropUnsynced })
+        {
+            using var store = BitcaskStore.Open(Workloads.Directory, options, fs.Crash(mode, new Random(1)));
+            Assert.Null(store.Get(Workloads.B("victim")));
+        }
+    }
+
+    [Fact]
     public void Enospc_while_creating_a_segment_during_rollover_fails_the_write_and_keeps_everything_acknowledged()
     {
         // Only segment creates: a failed background hint write is logged and never reported to a caller (by design), and

@@ -38,6 +38,36 @@ public class CompactionTests
         }
     }
 
+    [Theory]
+    [InlineData(0)] // the run's first output (the one whose id is the run's merge id)
+    [InlineData(1)] // a later output
+    public void A_compaction_that_replaces_some_outputs_of_an_earlier_one_leaves_the_other_outputs_in_place_across_reopen(int consumedIndex)
+    {
+        using var dir = new TempDirectory();
+        var value = new string('v', 150);
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+        {
+            for (var i = 0; i < 400; i++) store.Put($"key{i:D3}", value + i);
+            var first = store.Compact();
+            Assert.True(first.SegmentsOut >= 3, $"the first run wrote {first.SegmentsOut} outputs; the test needs at least 3");
+            // A second, partial merge takes one output of the first run as its input (it has dead bytes after overwrites).
+            var outputs = store.SegmentsForTests.Snapshot().Where(s => s.Header.Kind == Format.SegmentKind.Compacted).OrderBy(s => s.Id).ToList();
+            var consumed = outputs[consumedIndex];
+            foreach (var key in store.Keys().Select(k => Encoding.UTF8.GetString(k)).Where(k => store.KeyDirForTests.TryGet(B(k), out var at, out _) && at.SegmentId == consumed.Id).Take(10))
+                store.Put(key, "rewritten " + key);
+            var second = store.Compact(_ => [consumed], CancellationToken.None);
+            Assert.Equal(1, second.SegmentsIn);
+        }
+        using (var store = BitcaskStore.Open(dir.Path, Small))
+        {
+            Assert.Empty(store.GetStats().RecoveryFindings);
+            Assert.Equal(400, store.Count);
+            for (var i = 0; i < 400; i++)
+                Assert.True(store.GetString($"key{i:D3}") is { } v && (v == value + i || v == $"rewritten key{i:D3}"), $"key{i:D3} lost");
+        }
+        Assert.Empty(Inspection.StoreInspector.Verify(dir.Path).Problems);
+    }
+
     [Fact]
     public void Deleted_key_stays_deleted_after_partial_merge_of_the_tombstone_segment_and_reopen()
     {

@@ -75,6 +75,42 @@ internal static class Workloads
         return s;
     }
 
+    /// <summary>
+    /// Partial merges (run with <see cref="CompactOldestOutput"/>): a first, full compaction writes several outputs; later
+    /// compactions each take a single output of an earlier run, as background compaction does with the most fragmented
+    /// segment, so reopen must tell an output a later run replaced from one that never landed.
+    /// </summary>
+    public static IReadOnlyList<Step> PartialMerges()
+    {
+        var s = new List<Step>();
+        var tag = 0;
+        void Put(string k, int len) => s.Add(new Step(StepKind.Put, k, V(k, ++tag, len)));
+        for (var i = 0; i < 12; i++) Put("p" + i, 700); // three write segments (five records fit in 4 KiB)
+        s.Add(new Step(StepKind.Compact));             // full: three outputs
+        Put("p0", 100);
+        Put("p1", 100);
+        s.Add(new Step(StepKind.Compact));             // takes output 1 of 3 of the first run
+        s.Add(new Step(StepKind.Reopen));
+        s.Add(new Step(StepKind.Delete, "p6"));
+        Put("p7", 200);
+        s.Add(new Step(StepKind.Sync));
+        s.Add(new Step(StepKind.Compact));             // takes output 2 of 3 of the first run
+        Put("p12", 300);
+        s.Add(new Step(StepKind.Reopen));
+        s.Add(new Step(StepKind.Compact));
+        Put("p2", 50);
+        return s;
+    }
+
+    /// <summary>The compaction step of <see cref="PartialMerges"/>: a full merge while no compaction output exists, else a
+    /// merge of only the oldest output.</summary>
+    public static void CompactOldestOutput(BitcaskStore store) =>
+        store.Compact(sealedSegments =>
+        {
+            var outputs = sealedSegments.Where(x => x.Header.Kind == Format.SegmentKind.Compacted).OrderBy(x => x.Id).ToList();
+            return outputs.Count == 0 ? sealedSegments : [outputs[0]];
+        }, CancellationToken.None);
+
     /// <summary>A seeded random workload over a small key space (for the randomized crash campaigns).</summary>
     public static IReadOnlyList<Step> Random(int seed, int length)
     {
