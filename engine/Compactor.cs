@@ -218,10 +218,9 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             Kind = SegmentKind.Compacted,
             SegmentId = 0, // the id, merge id and output count are set in Output.Finish, before the file is fsynced and renamed
             BaseSequence = baseSequence,
-            CreatedAtUnixMs = options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
             OutputIndex = (ushort)outputs.Count,
             Superseded = superseded,
-        };
+        }.CreatedAt(options.TimeProvider.GetUtcNow());
         if (outputs.Count >= ushort.MaxValue) throw new InvalidOperationException("A compaction run may write at most 65535 outputs.");
         var output = new Output(fs, directory, header, hints);
         outputs.Add(output);

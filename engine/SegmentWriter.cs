@@ -238,8 +238,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             SegmentId = id,
             PreviousWriteSegmentId = _lastWriteSegmentId,
             BaseSequence = _nextSequence,
-            CreatedAtUnixMs = _options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds(),
-        };
+        }.CreatedAt(_options.TimeProvider.GetUtcNow());
         var segment = Segment.Create(_fs, Path.Combine(_directory, StoreFiles.SegmentName(id)), header, _mapCapacity, _options.WriteBufferBytes);
         _fs.SyncDirectory(_directory); // the new segment's name is durable before any write in it is acknowledged
         _segments.Add(segment);

@@ -24,7 +24,8 @@ internal enum SegmentKind : ushort
 /// 24 i64 created at, unix ms
 /// 32 u32 merge id (compaction outputs), 36 u16 output index, 38 u16 output count
 /// 40 u32 superseded range count n
-/// 44 16B reserved, zero
+/// 44 u32 created at, the part below a millisecond in 100 ns ticks (0 in files written before it was recorded)
+/// 48 12B reserved, zero
 /// 60 u32 CRC-32 of [0, 60) followed by [64, 64 + 8n)
 /// 64 n x (u32 first id, u32 last id)  segments this compaction output replaces, inclusive ranges
 /// </code>
@@ -43,6 +44,16 @@ internal sealed record SegmentHeader
     public uint PreviousWriteSegmentId { get; init; }
     public ulong BaseSequence { get; init; }
     public long CreatedAtUnixMs { get; init; }
+    /// <summary>The creation time's part below a millisecond, in 100 ns ticks: with the millisecond it makes the header (and
+    /// so its CRC, which a hint file records) differ between two files given the same id, length and base sequence.</summary>
+    public uint CreatedAtSubMillisecondTicks { get; init; }
+
+    /// <summary>Sets <see cref="CreatedAtUnixMs"/> and <see cref="CreatedAtSubMillisecondTicks"/> from one clock reading.</summary>
+    public SegmentHeader CreatedAt(DateTimeOffset now) => this with
+    {
+        CreatedAtUnixMs = now.ToUnixTimeMilliseconds(),
+        CreatedAtSubMillisecondTicks = (uint)(now.UtcTicks % TimeSpan.TicksPerMillisecond),
+    };
     public uint MergeId { get; init; }
     public ushort OutputIndex { get; init; }
     public ushort OutputCount { get; init; }
@@ -69,6 +80,7 @@ internal sealed record SegmentHeader
         BinaryPrimitives.WriteUInt16LittleEndian(span[36..], OutputIndex);
         BinaryPrimitives.WriteUInt16LittleEndian(span[38..], OutputCount);
         BinaryPrimitives.WriteUInt32LittleEndian(span[40..], (uint)Superseded.Count);
+        BinaryPrimitives.WriteUInt32LittleEndian(span[44..], CreatedAtSubMillisecondTicks);
         for (var i = 0; i < Superseded.Count; i++)
         {
             BinaryPrimitives.WriteUInt32LittleEndian(span[(FixedSize + 8 * i)..], Superseded[i].First);
@@ -124,6 +136,7 @@ internal sealed record SegmentHeader
             PreviousWriteSegmentId = BinaryPrimitives.ReadUInt32LittleEndian(bytes[12..]),
             BaseSequence = BinaryPrimitives.ReadUInt64LittleEndian(bytes[16..]),
             CreatedAtUnixMs = BinaryPrimitives.ReadInt64LittleEndian(bytes[24..]),
+            CreatedAtSubMillisecondTicks = BinaryPrimitives.ReadUInt32LittleEndian(bytes[44..]),
             MergeId = BinaryPrimitives.ReadUInt32LittleEndian(bytes[32..]),
             OutputIndex = BinaryPrimitives.ReadUInt16LittleEndian(bytes[36..]),
             OutputCount = BinaryPrimitives.ReadUInt16LittleEndian(bytes[38..]),

@@ -284,4 +284,20 @@ public class RecoveryTests
         Assert.False(File.Exists(dir.File("0000000099.seg.tmp")));
         Assert.True(File.Exists(dir.File("unrelated.txt")));
     }
+
+    [Fact]
+    public void Segment_headers_created_in_the_same_millisecond_differ_in_their_crc_and_round_trip_the_sub_millisecond_part()
+    {
+        // A hint file names its segment by the header CRC: two files with the same id and base sequence created in the
+        // same millisecond (two stores built in a test, a restored copy) must still be told apart.
+        var at = new DateTimeOffset(2026, 11, 27, 1, 2, 3, TimeSpan.Zero).AddTicks(4321);
+        var a = new Format.SegmentHeader { SegmentId = 7, BaseSequence = 100 }.CreatedAt(at);
+        var b = new Format.SegmentHeader { SegmentId = 7, BaseSequence = 100 }.CreatedAt(at.AddTicks(1));
+        Assert.Equal(a.CreatedAtUnixMs, b.CreatedAtUnixMs);
+        Assert.NotEqual(a.Crc, b.Crc);
+        var decoded = Format.SegmentHeader.TryDecode(a.Encode(), out var error, out _);
+        Assert.Null(error);
+        Assert.Equal(4321u, decoded!.CreatedAtSubMillisecondTicks);
+        Assert.Equal(a.Crc, decoded.Crc);
+    }
 }
