@@ -101,7 +101,16 @@ public class ToolTests
         Assert.Contains("mysql", error.ToString());
         Assert.Contains("Unknown command 'frobnicate'", error.ToString());
     }
+}
 
+/// <summary>Managed-heap measurements: they compare GC.GetTotalMemory before and after, so no other test may allocate
+/// or free meanwhile (xunit runs a collection with parallelization disabled on its own).</summary>
+[CollectionDefinition(nameof(HeapMeasurementTests), DisableParallelization = true)]
+public sealed class HeapMeasurementCollection;
+
+[Collection(nameof(HeapMeasurementTests))]
+public class HeapMeasurementTests
+{
     [Fact]
     public void Memory_mode_measures_keydir_and_dictionary_bytes_per_key()
     {
