@@ -198,25 +198,49 @@ internal sealed class KeyDir
     public void Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone)
     {
         var stripe = StripeOf(hash);
-        lock (stripe.Gate)
+        lock (stripe.Gate) stripe.Recover(key, hash, location, sequence, expiresAt, tombstone);
+    }
+
+    /// <summary>Takes one stripe's lock for a run of <see cref="RecoveryStripe.Recover"/> calls (keys whose
+    /// <see cref="StripeIndex"/> is <paramref name="stripeIndex"/>), instead of once per key.</summary>
+    public RecoveryStripe EnterRecoveryStripe(int stripeIndex) => new(_stripes[stripeIndex]);
+
+    /// <summary>A stripe locked for bulk recovery; dispose to release it.</summary>
+    public readonly ref struct RecoveryStripe
+    {
+        private readonly Stripe _stripe;
+        private readonly Lock.Scope _scope;
+
+        internal RecoveryStripe(Stripe stripe)
         {
-            // No reader exists while the store is being opened, so the optimistic-read version needs no bump here.
-            var i = stripe.Find(key, hash, out _);
-            if (i < 0)
-            {
-                i = stripe.Insert(key, hash, location, expiresAt);
-                stripe.Seq![i] = sequence;
-                if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-                return;
-            }
-            ref var e = ref stripe.Entries[i];
-            var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
-            if (stripe.Seq![i] > sequence || (stripe.Seq[i] == sequence && !tombstone && currentTombstone)) return; // older
-            stripe.Update(i, location, expiresAt);
-            stripe.Seq[i] = sequence;
-            if (tombstone) stripe.Entries[i].Flags |= Entry.Tombstone;
-            else stripe.Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
+            _stripe = stripe;
+            _scope = stripe.Gate.EnterScope();
         }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone) =>
+            _stripe.Recover(key, hash, location, sequence, expiresAt, tombstone);
+
+        /// <summary>Starts loading what inserting a key with this hash will touch first: its bucket.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public unsafe void PrefetchBucket(ulong hash)
+        {
+            if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+            var buckets = _stripe.Buckets;
+            System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref buckets[(int)hash & (buckets.Length - 1)]));
+        }
+
+        /// <summary>Then the head of the bucket's chain (its bucket, prefetched earlier, is in cache by now).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public unsafe void PrefetchChainHead(ulong hash)
+        {
+            if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
+            var buckets = _stripe.Buckets;
+            var head = buckets[(int)hash & (buckets.Length - 1)] - 1;
+            if (head >= 0 && head < _stripe.Entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _stripe.Entries[head]));
+        }
+
+        public void Dispose() => _scope.Dispose();
     }
 
     /// <summary>Ends a bulk load: drops tombstone markers and the sequence arrays.</summary>
@@ -311,16 +335,31 @@ internal sealed class KeyDir
     /// <summary>The stripe a hash falls in (0 to <see cref="StripeTotal"/> - 1).</summary>
     public static int StripeIndex(ulong hash) => (int)(hash >> (64 - StripeBits));
 
-    /// <summary>Calls <paramref name="action"/> for every entry's location (stripe lock held: keep it short).</summary>
-    public void ForEachLocation(Action<KeyLocation> action)
+    /// <summary>Record bytes the keydir points at, per segment id (one pass over every stripe, for open's live-byte counts).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs once over every key during open
+    public Dictionary<uint, long> LiveBytesBySegment()
     {
+        var result = new Dictionary<uint, long>();
         foreach (var s in _stripes)
             lock (s.Gate)
+            {
+                uint lastId = 0;
+                long lastBytes = 0;
                 for (var i = 0; i < s.Used; i++)
                 {
                     ref var e = ref s.Entries[i];
-                    if ((e.Flags & Entry.InUse) != 0) action(new KeyLocation(e.SegmentId, e.Offset, e.Length));
+                    if ((e.Flags & Entry.InUse) == 0) continue;
+                    if (e.SegmentId != lastId)
+                    {
+                        if (lastBytes != 0) CollectionsMarshal.GetValueRefOrAddDefault(result, lastId, out _) += lastBytes;
+                        lastId = e.SegmentId;
+                        lastBytes = 0;
+                    }
+                    lastBytes += e.Length;
                 }
+                if (lastBytes != 0) CollectionsMarshal.GetValueRefOrAddDefault(result, lastId, out _) += lastBytes;
+            }
+        return result;
     }
 
     /// <summary>Managed bytes held by the table's arrays.</summary>
@@ -350,7 +389,7 @@ internal sealed class KeyDir
         public byte Flags;
     }
 
-    private sealed class Stripe
+    internal sealed class Stripe
     {
         public int[] Buckets = new int[4];      // entry index + 1; 0 = empty
         public Entry[] Entries = new Entry[4];
@@ -408,6 +447,28 @@ internal sealed class KeyDir
         }
 
         private static byte TagOf(ulong hash) => (byte)(hash >> 40);
+
+        /// <summary>Applies one record found on disk; the caller holds <see cref="Gate"/>. No reader exists while the store
+        /// is being opened, so the optimistic-read version needs no bump here.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
+        public void Recover(ReadOnlySpan<byte> key, ulong hash, KeyLocation location, ulong sequence, long expiresAt, bool tombstone)
+        {
+            var i = Find(key, hash, out _);
+            if (i < 0)
+            {
+                i = Insert(key, hash, location, expiresAt);
+                Seq![i] = sequence;
+                if (tombstone) Entries[i].Flags |= Entry.Tombstone;
+                return;
+            }
+            ref var e = ref Entries[i];
+            var currentTombstone = (e.Flags & Entry.Tombstone) != 0;
+            if (Seq![i] > sequence || (Seq[i] == sequence && !tombstone && currentTombstone)) return; // older
+            Update(i, location, expiresAt);
+            Seq[i] = sequence;
+            if (tombstone) Entries[i].Flags |= Entry.Tombstone;
+            else Entries[i].Flags &= unchecked((byte)~Entry.Tombstone);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
         public int Find(ReadOnlySpan<byte> key, ulong hash, out int previous)

@@ -1,5 +1,7 @@
-using System.Runtime.CompilerServices;
 using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics.X86;
 using Bitcask.Format;
 using Bitcask.Storage;
 using Microsoft.Extensions.Logging;
@@ -104,7 +106,7 @@ internal sealed class StoreRecovery
             maxSequence = Math.Max(maxSequence, Math.Max(loaded[i].MaxSequence, ordered[i].Header.BaseSequence));
         }
         KeyDir.EndRecovery();
-        KeyDir.ForEachLocation(location => Segments.Find(location.SegmentId)?.AddLive(location.Length));
+        foreach (var (id, bytes) in KeyDir.LiveBytesBySegment()) Segments.Find(id)?.AddLive(bytes);
 
         if (_directoryChanged) _fs.SyncDirectory(_directory); // removals and truncations made by recovery are durable before new writes
         NextSequence = maxSequence + 1;
@@ -383,19 +385,33 @@ internal sealed class StoreRecovery
 
         var parts = entryCount < 100_000 ? 1 : Math.Max(1, Environment.ProcessorCount);
         Parallel.For(0, parts, new ParallelOptions { MaxDegreeOfParallelism = parts }, part =>
-            InsertHintEntries(segment.Id, Hint(), sortedPositions, sortedHashes,
-                perStripe[KeyDir.StripeTotal * part / parts], perStripe[KeyDir.StripeTotal * (part + 1) / parts]));
+        {
+            for (var stripe = KeyDir.StripeTotal * part / parts; stripe < KeyDir.StripeTotal * (part + 1) / parts; stripe++)
+                InsertHintEntries(segment.Id, Hint(), stripe, sortedPositions, sortedHashes, perStripe[stripe], perStripe[stripe + 1]);
+        });
         segment.MinSequence = min == ulong.MaxValue ? 0 : min;
         segment.MaxSequence = max;
     }
 
+    /// <summary>Inserts the entries at <c>positions[from..to)</c>, all of keydir stripe <paramref name="stripe"/>, under one
+    /// acquisition of its lock, prefetching each hint entry a few iterations ahead (they sit at random places in the hint).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
-    private void InsertHintEntries(uint segmentId, ReadOnlySpan<byte> hint, int[] positions, ulong[] hashes, int from, int to)
+    private unsafe void InsertHintEntries(uint segmentId, ReadOnlySpan<byte> hint, int stripe, int[] positions, ulong[] hashes, int from, int to)
     {
+        if (from == to) return;
+        ref var start = ref MemoryMarshal.GetReference(hint);
+        const int Ahead = 12;
+        using var keyDir = KeyDir.EnterRecoveryStripe(stripe);
         for (var j = from; j < to; j++)
         {
+            if (Sse.IsSupported && j + Ahead < to)
+            {
+                Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref start, positions[j + Ahead])));
+                keyDir.PrefetchBucket(hashes[j + Ahead]);
+            }
+            if (j + Ahead / 2 < to) keyDir.PrefetchChainHead(hashes[j + Ahead / 2]);
             HintFile.Reader.ReadValidated(hint, positions[j], out var entry, out var key);
-            KeyDir.Recover(key, hashes[j], new KeyLocation(segmentId, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
+            keyDir.Recover(key, hashes[j], new KeyLocation(segmentId, entry.Offset, entry.Length), entry.Sequence, entry.ExpiresAt,
                 entry.Kind == RecordKind.Tombstone);
         }
     }
