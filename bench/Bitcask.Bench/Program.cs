@@ -4,7 +4,8 @@ using Bitcask.Bench.Harness;
 using Bitcask.Bench.Stores;
 
 // Entry point: compare (peers side by side), memory (keydir bytes per key), latency (mixed workload percentiles),
-// micro (BenchmarkDotNet), and the hidden run-one that compare starts once per store and run.
+// reopen (with and without hint files), micro (BenchmarkDotNet), and the hidden run-one / reopen-one that compare and
+// reopen start in child processes.
 return Cli.Run(args);
 
 namespace Bitcask.Bench
@@ -22,6 +23,8 @@ namespace Bitcask.Bench
                         Keydir bytes per key of this engine beside a Dictionary<byte[], (uint, uint, uint)> baseline.
               latency   [--keys 1000000] [--value-size 100] [--seconds 10]
                         p50/p99/p99.9 of Get and Put under the mixed workload, without and with a compaction running.
+              reopen    [--keys 1000000,10000000] [--value-size 100,1024] [--runs 3] [--dir DIR]
+                        Reopen time with and without hint files, in fresh processes (first open and a warm second one).
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -42,6 +45,8 @@ namespace Bitcask.Bench
                     "run-one" => RunOne(new Args(rest, "store", "variant", "role", "dir", "keys", "value-size", "seconds", "durable-seconds")),
                     "memory" => MemoryMode.Run(new Args(rest, "keys", "value-size"), Console.Out),
                     "latency" => LatencyMode.Run(new Args(rest, "keys", "value-size", "seconds"), Console.Out),
+                    "reopen" => ReopenMode.Run(new Args(rest, "keys", "value-size", "runs", "dir"), Console.Out, Console.Error),
+                    "reopen-one" => ReopenMode.RunOne(new Args(rest, "dir", "keys")),
                     "micro" => Micro.MicroBenchmarks.Run(rest),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };

@@ -96,4 +96,23 @@ public class HarnessTests
     [Fact]
     public void Median_of_even_count_is_the_mean_of_the_middle_two() =>
         Assert.Equal(2.5, Compare.Median([4, 1, 3, 2]));
+
+    [Fact]
+    public void Reopen_mode_times_fresh_processes_with_and_without_hint_files()
+    {
+        using var dir = new TempDir();
+        var output = new StringWriter();
+        var log = new StringWriter();
+        var code = ReopenMode.Run(new Args(["--keys", "20000", "--value-size", "100", "--runs", "1", "--dir", dir.Sub("reopen")], "keys", "value-size", "runs", "dir"), output, log);
+        Assert.Equal(0, code);
+        var row = output.ToString().Split('\n').Single(l => l.StartsWith("| 20,000 |", StringComparison.Ordinal));
+        var cells = row.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(10, cells.Length);
+        Assert.Equal("100 B", cells[1]);
+        Assert.EndsWith("×", cells[6]);
+        // Two children (with hints, then without), each reporting a first and a warm open; the hints were moved aside and
+        // the store removed afterwards.
+        Assert.Equal(2, log.ToString().Split('\n').Count(l => l.TrimStart().StartsWith("reopen ", StringComparison.Ordinal)));
+        Assert.False(Directory.Exists(dir.Sub("reopen")));
+    }
 }
