@@ -128,15 +128,23 @@ internal static class HintFile
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(body)) return "hint file CRC mismatch";
         var expected = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);
         var reader = new Reader(body, checkEntryCrc: false); // the whole-file CRC above already covers every entry
+        // A hint lists every record of its segment in file order, so its entries tile the segment's records exactly: each
+        // starts where the one before it ended, or one record header later (the first record inside a batch). An entry
+        // that points anywhere else (a buggy or foreign writer, with valid CRCs) would send reads between records.
+        long next = recordsStart;
         while (reader.Next(out var entry, out var key, out var error))
         {
             if (key.Length > maxKeyBytes) return $"hint entry at offset {reader.Position} has a {key.Length}-byte key, over the limit {maxKeyBytes}";
             if (entry.Offset < recordsStart || (long)entry.Offset + entry.Length > segmentLength || entry.Length < RecordCodec.HeaderSize + key.Length)
                 return $"hint entry points outside the segment's records (offset {entry.Offset}, length {entry.Length})";
+            if (entry.Offset != next && entry.Offset != next + RecordCodec.HeaderSize)
+                return $"hint entry {entryCount} points at offset {entry.Offset}, which is not where a record starts (the previous one ends at {next})";
+            next = (long)entry.Offset + entry.Length;
             entryCount++;
         }
         if (reader.Error is { } problem) return problem;
         if (entryCount != expected) return $"hint trailer counts {expected} entries but the file holds {entryCount}";
+        if (next != segmentLength) return $"hint entries end at offset {next} but the segment's records end at {segmentLength}";
         return null;
     }
 

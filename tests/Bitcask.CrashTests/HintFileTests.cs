@@ -231,7 +231,7 @@ public class HintFileTests(ITestOutputHelper output)
         Assert.Empty(problems);
     }
 
-    [Fact(Skip = "engine bug 8: a hint entry with valid CRCs that points between records is trusted (keys lost, Get throws), see tests/NOTES-crash.md")]
+    [Fact] // engine bug 8 (tests/NOTES-crash.md): fixed by checking that hint entries tile their segment
     public void A_hint_entry_pointing_inside_the_segment_but_not_at_its_record_is_ignored_and_rewritten()
     {
         // bitcask#171: an entry whose offset is inside the segment but not the start of that key's record.
