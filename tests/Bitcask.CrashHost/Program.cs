@@ -2,14 +2,16 @@ using Bitcask;
 using Bitcask.Storage;
 using Bitcask.CrashHost;
 
-// Child process for the crash tests: bitcask-crashhost <dir> <durability> <seed> <threads> <compact:0|1>
+// Child process for the crash tests: bitcask-crashhost <dir> <durability> <seed> <threads> <compact:0|1|2>
+// (0 = no compaction, 1 = background compaction plus an explicit Compact() every 30 ms, 2 = background compaction only)
 // Prints "READY" once open, then "A <thread> <op>" after each acknowledged write (one flushed line each), until killed.
 // Exit codes: 3 = the store is locked by another writer.
-if (args.Length < 5) { Console.Error.WriteLine("usage: <dir> <Buffered|Flushed|Synced> <seed> <threads> <compact 0|1>"); return 2; }
+if (args.Length < 5) { Console.Error.WriteLine("usage: <dir> <Buffered|Flushed|Synced> <seed> <threads> <compact 0|1|2>"); return 2; }
 var durability = Enum.Parse<Durability>(args[1]);
 var seed = int.Parse(args[2]);
 var threads = int.Parse(args[3]);
-var compact = args[4] == "1";
+var compact = args[4] != "0";
+var explicitCompactions = args[4] == "1";
 var output = new StreamWriter(Console.OpenStandardOutput()) { AutoFlush = true };
 BitcaskStore store;
 try
@@ -17,11 +19,14 @@ try
     store = BitcaskStore.Open(args[0], new BitcaskOptions
     {
         Durability = durability,
-        MaxSegmentBytes = 64 << 10,
+        MaxSegmentBytes = explicitCompactions ? 64 << 10 : 16 << 10, // background only: merges write several outputs
         MaxValueBytes = 8192,
         CompactionEnabled = compact,
         CompactionCheckInterval = TimeSpan.FromMilliseconds(50),
         CompactionFragmentationThreshold = 0.3,
+        // Background only: merges of several segments (when the store's dead bytes pass this) write several outputs, and
+        // later merges of single fragmented segments take some of them as inputs.
+        CompactionDeadBytesThreshold = explicitCompactions ? 512L << 20 : 256 << 10,
     });
 }
 catch (StoreLockedException e)
@@ -49,7 +54,7 @@ var workers = Enumerable.Range(0, threads).Select(t => new Thread(() =>
     }
 }) { IsBackground = true }).ToList();
 workers.ForEach(w => w.Start());
-if (compact)
+if (explicitCompactions)
     new Thread(() => { while (true) { Thread.Sleep(30); try { store.Compact(); } catch (Exception e) { Console.Error.WriteLine(e.Message); } } }) { IsBackground = true }.Start();
 Thread.Sleep(Timeout.Infinite);
 return 0;

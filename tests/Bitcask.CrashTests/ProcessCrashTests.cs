@@ -34,10 +34,11 @@ public class ProcessCrashTests(ITestOutputHelper output)
         public readonly List<string> Lines = [];
         public readonly TaskCompletionSource Ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-        public static Child Start(string dir, Durability durability, int seed, bool compact)
+        public static Child Start(string dir, Durability durability, int seed, bool compact, bool backgroundOnly = false)
         {
             var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-            foreach (var a in new[] { HostDll(), dir, durability.ToString(), seed.ToString(), Threads.ToString(), compact ? "1" : "0" }) psi.ArgumentList.Add(a);
+            var compaction = !compact ? "0" : backgroundOnly ? "2" : "1";
+            foreach (var a in new[] { HostDll(), dir, durability.ToString(), seed.ToString(), Threads.ToString(), compaction }) psi.ArgumentList.Add(a);
             var child = new Child { Process = Process.Start(psi)! };
             child.Process.OutputDataReceived += (_, e) =>
             {
@@ -112,7 +113,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
     /// <summary>Rounds every run makes even on a slow, loaded machine (the time budget only bounds extra rounds).</summary>
     private const int MinRounds = 3;
 
-    private int KillLoop(TimeSpan budget, int maxRounds, bool compact, List<string> problems, Durability[]? modes = null)
+    private int KillLoop(TimeSpan budget, int maxRounds, bool compact, List<string> problems, Durability[]? modes = null, bool backgroundOnly = false)
     {
         using var dir = new TempDir();
         var rng = new Random(CrashCampaign.BaseSeed);
@@ -125,7 +126,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             var durability = modes[rounds % modes.Length];
             var seed = CrashCampaign.BaseSeed + rounds;
             var readerChecks = 0;
-            using (var child = Child.Start(dir.Path, durability, seed, compact))
+            using (var child = Child.Start(dir.Path, durability, seed, compact, backgroundOnly))
             {
                 if (!child.WaitReady()) { problems.Add($"round {rounds}: the child never opened the store"); break; }
                 var until = clock.Elapsed + TimeSpan.FromMilliseconds(rng.Next(80, 500));
@@ -174,11 +175,18 @@ public class ProcessCrashTests(ITestOutputHelper output)
     [Fact]
     public void Sigkill_during_continuous_compaction_loses_nothing_acknowledged() => CompactionKills(Enum.GetValues<Durability>());
 
-    private void CompactionKills(Durability[] modes)
+    [Fact]
+    public void Sigkill_during_background_compaction_alone_loses_nothing_acknowledged() =>
+        // Only the background compactor, as a service runs it: partial merges of fragmented segments, often outputs of
+        // its own earlier runs, where an explicit Compact() merges everything. (The partial-merge bug of 2026-11-27 is
+        // pinned down deterministically by CrashPointTests' partial-merge campaigns; 12 rounds here did not hit it.)
+        CompactionKills(Enum.GetValues<Durability>(), backgroundOnly: true);
+
+    private void CompactionKills(Durability[] modes, bool backgroundOnly = false)
     {
         var problems = new List<string>();
         var soak = Soak;
-        var rounds = KillLoop(soak > TimeSpan.Zero ? soak : TimeSpan.FromSeconds(30), soak > TimeSpan.Zero ? int.MaxValue : 12, compact: true, problems, modes);
+        var rounds = KillLoop(soak > TimeSpan.Zero ? soak : TimeSpan.FromSeconds(30), soak > TimeSpan.Zero ? int.MaxValue : 12, compact: true, problems, modes, backgroundOnly);
         foreach (var p in problems.Take(10)) output.WriteLine(p);
         Assert.True(rounds >= MinRounds);
         Assert.Empty(problems);
