@@ -166,7 +166,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         catch (Exception e) when (!committed)
         {
             foreach (var o in outputs) o.Abandon(fs);
-            if (outputs.Any(o => o.Renamed)) ForgetRenamedOutputs(e);
+            if (outputs.Any(o => o.Renamed)) ForgetRenamedOutputs(outputs, e);
             if (e is OperationCanceledException) return new CompactionResult { Cancelled = true, SegmentsIn = inputs.Count, Duration = clock.Elapsed };
             Log.CompactionFailed(logger, e, e.Message);
             throw;
@@ -185,10 +185,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
     /// removal must be durable before another run may drop a tombstone those outputs' older copies would outlive; if it
     /// cannot be made durable, no further run is allowed until a reopen settles the directory.
     /// </summary>
-    private void ForgetRenamedOutputs(Exception cause)
+    private void ForgetRenamedOutputs(List<Output> outputs, Exception cause)
     {
         try
         {
+            if (outputs.FirstOrDefault(o => o.Renamed && fs.FileExists(o.FinalPath)) is { } left)
+                throw new IOException($"the output '{left.FinalPath}' of a failed compaction could not be deleted");
             fs.SyncDirectory(directory); // the removal of the partly renamed outputs is durable
         }
         catch (IOException e)

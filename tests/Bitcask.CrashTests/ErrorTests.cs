@@ -147,6 +147,36 @@ public class ErrorTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void When_a_failed_commit_cannot_remove_its_renamed_outputs_compaction_stays_off_until_reopen_and_nothing_is_lost()
+    {
+        var fs = new FaultFileSystem();
+        var options = Workloads.Options(Durability.Synced);
+        var armed = false;
+        fs.BeforeOperation = op => armed |= op.Kind == FsOpKind.Rename && op.Path.EndsWith(".seg.tmp", StringComparison.Ordinal);
+        fs.Faults.Add(FaultRule.Eio(FsOpKind.SyncDirectory, 1, where: _ => armed));
+        fs.Faults.Add(FaultRule.Eio(FsOpKind.Delete, 1, where: op => armed && op.Path.EndsWith(".seg", StringComparison.Ordinal)));
+        using (var store = BitcaskStore.Open(Workloads.Directory, options, fs))
+        {
+            store.Put(Workloads.B("victim"), Oracle.MakeValue("victim", 1, 700));
+            for (var i = 0; i < 10; i++) store.Put(Workloads.B("f" + i), Oracle.MakeValue("f" + i, i, 700));
+            Assert.ThrowsAny<IOException>(() => store.Compact());
+            Assert.True(store.Delete(Workloads.B("victim")));
+            var refused = Assert.ThrowsAny<IOException>(() => store.Compact());
+            Assert.Contains("Compaction is disabled", refused.Message);
+            Assert.Null(store.Get(Workloads.B("victim")));
+        }
+        using (var store = BitcaskStore.Open(Workloads.Directory, options, fs))
+        {
+            Assert.Null(store.Get(Workloads.B("victim")));
+            for (var i = 0; i < 10; i++) Assert.Equal(Oracle.MakeValue("f" + i, i, 700), store.Get(Workloads.B("f" + i)));
+            Assert.True(store.Compact().SegmentsIn > 0); // a reopen settled the directory: compaction runs again
+            Assert.Null(store.Get(Workloads.B("victim")));
+        }
+        using (var store = BitcaskStore.Open(Workloads.Directory, options, fs))
+            Assert.Null(store.Get(Workloads.B("victim")));
+    }
+
+    [Fact]
     public void Enospc_while_creating_a_segment_during_rollover_fails_the_write_and_keeps_everything_acknowledged()
     {
         // Only segment creates: a failed background hint write is logged and never reported to a caller (by design), and
