@@ -223,21 +223,19 @@ internal sealed class KeyDir
 
         /// <summary>Starts loading what inserting a key with this hash will touch first: its bucket.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public unsafe void PrefetchBucket(ulong hash)
+        public void PrefetchBucket(ulong hash)
         {
-            if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
             var buckets = _stripe.Buckets;
-            System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref buckets[(int)hash & (buckets.Length - 1)]));
+            Prefetch.Line(ref buckets[(int)hash & (buckets.Length - 1)]);
         }
 
         /// <summary>Then the head of the bucket's chain (its bucket, prefetched earlier, is in cache by now).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public unsafe void PrefetchChainHead(ulong hash)
+        public void PrefetchChainHead(ulong hash)
         {
-            if (!System.Runtime.Intrinsics.X86.Sse.IsSupported) return;
             var buckets = _stripe.Buckets;
             var head = buckets[(int)hash & (buckets.Length - 1)] - 1;
-            if (head >= 0 && head < _stripe.Entries.Length) System.Runtime.Intrinsics.X86.Sse.Prefetch0(Unsafe.AsPointer(ref _stripe.Entries[head]));
+            if (head >= 0 && head < _stripe.Entries.Length) Prefetch.Line(ref _stripe.Entries[head]);
         }
 
         public void Dispose() => _scope.Dispose();

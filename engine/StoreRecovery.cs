@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics.X86;
 using Bitcask.Format;
 using Bitcask.Storage;
 using Microsoft.Extensions.Logging;
@@ -396,7 +395,7 @@ internal sealed class StoreRecovery
     /// <summary>Inserts the entries at <c>positions[from..to)</c>, all of keydir stripe <paramref name="stripe"/>, under one
     /// acquisition of its lock, prefetching each hint entry a few iterations ahead (they sit at random places in the hint).</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
-    private unsafe void InsertHintEntries(uint segmentId, ReadOnlySpan<byte> hint, int stripe, int[] positions, ulong[] hashes, int from, int to)
+    private void InsertHintEntries(uint segmentId, ReadOnlySpan<byte> hint, int stripe, int[] positions, ulong[] hashes, int from, int to)
     {
         if (from == to) return;
         ref var start = ref MemoryMarshal.GetReference(hint);
@@ -404,9 +403,9 @@ internal sealed class StoreRecovery
         using var keyDir = KeyDir.EnterRecoveryStripe(stripe);
         for (var j = from; j < to; j++)
         {
-            if (Sse.IsSupported && j + Ahead < to)
+            if (j + Ahead < to)
             {
-                Sse.Prefetch0(Unsafe.AsPointer(ref Unsafe.Add(ref start, positions[j + Ahead])));
+                Prefetch.Line(ref Unsafe.Add(ref start, positions[j + Ahead]));
                 keyDir.PrefetchBucket(hashes[j + Ahead]);
             }
             if (j + Ahead / 2 < to) keyDir.PrefetchChainHead(hashes[j + Ahead / 2]);

@@ -58,8 +58,8 @@ internal static class CompactionRuns
         if (members.Count == expected) return null;
         // Stores written before output ids were allocated as one block cannot say which id a missing output had.
         var contiguous = members.All(h => h.SegmentId == mergeId + h.OutputIndex);
-        var absent = Enumerable.Range(0, expected).Where(k => !byIndex.ContainsKey((ushort)k)).ToList();
-        var unexplained = absent.Where(k => !contiguous || !IsCovered(covered, mergeId + (uint)k)).ToList();
-        return unexplained.Count == 0 ? null : $"only {members.Count} of its outputs are present and no later compaction replaced the others";
+        var explained = contiguous && Enumerable.Range(0, expected)
+            .All(k => byIndex.ContainsKey((ushort)k) || IsCovered(covered, mergeId + (uint)k));
+        return explained ? null : $"only {members.Count} of its outputs are present and no later compaction replaced the others";
     }
 }

@@ -89,8 +89,8 @@ public static class ReopenMode
     private static Sample MedianOf(int runs, Func<Sample> run)
     {
         var samples = Enumerable.Range(0, runs).Select(_ => run()).ToList();
-        static double Median(IEnumerable<double> xs) { var s = xs.Order().ToArray(); return s.Length % 2 == 1 ? s[s.Length / 2] : (s[s.Length / 2 - 1] + s[s.Length / 2]) / 2; }
-        return new Sample(Median(samples.Select(s => s.FirstMs)), Median(samples.Select(s => s.FirstCpuMs)), Median(samples.Select(s => s.WarmMs)));
+        return new Sample(Compare.Median(samples.Select(s => s.FirstMs)), Compare.Median(samples.Select(s => s.FirstCpuMs)),
+            Compare.Median(samples.Select(s => s.WarmMs)));
     }
 
     private static Sample Child(string dir, long keys, TextWriter log)
