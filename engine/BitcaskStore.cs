@@ -33,7 +33,6 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly IReadOnlyList<RecoveryFinding> _findings;
     private readonly TimeSpan _openDuration;
     private readonly ITimer? _syncTimer;
-    private readonly RecordLimits _limits;
     private readonly int _maxRecordBytes;
     private readonly HintWriter? _hintWriter;
     private readonly Compactor? _compactor;
@@ -57,14 +56,13 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         _findings = recovery.Findings;
         _openDuration = recovery.Elapsed;
         _lock = storeLock;
-        _limits = StoreRecovery.LimitsFor(options);
         _maxRecordBytes = (int)Math.Min(int.MaxValue, options.MaxSegmentBytes - SegmentHeader.FixedSize);
         if (!options.ReadOnly)
         {
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
                 recovery.NextSequence, recovery.NextSegmentId, recovery.LastWriteSegmentId);
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
-            _hintWriter = new HintWriter(fs, directory, _limits);
+            _hintWriter = new HintWriter(fs, directory);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _hintWriter, logger);
             _writer.SegmentSealed += segment =>
             {
@@ -180,7 +178,6 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     public bool ContainsKey(ReadOnlySpan<byte> key)
     {
         ThrowIfDisposed();
-        ValidateKey(key);
         return _keyDir.TryGet(key, out _, out var expiresAt) && !IsExpired(expiresAt);
     }
 
@@ -188,7 +185,6 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     {
         recordExpiresAt = 0;
         ThrowIfDisposed();
-        ValidateKey(key);
         for (var attempt = 0; ; attempt++)
         {
             if (!_keyDir.TryGet(key, out var location, out var expiresAt) || IsExpired(expiresAt)) return false;
@@ -225,13 +221,13 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private string? CheckRecord(ReadOnlySpan<byte> record, ReadOnlySpan<byte> key, KeyLocation location)
     {
         if (record.Length != location.Length) return $"record of {location.Length} bytes is cut short ({record.Length} bytes readable)";
-        var check = RecordCodec.CheckHeader(record, record.Length, _limits, nested: true);
+        var check = RecordCodec.CheckHeader(record, record.Length, RecordLimits.V1, nested: true); // the format's limits, not this open's
         if (!check.IsValid) return check.Error;
         if (check.Length != record.Length) return "record length does not match the index";
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record)) return "CRC mismatch";
         if (RecordCodec.ReadKind(record) != RecordKind.Put) return "index points at a record that is not a put";
         if (!RecordCodec.Key(record).SequenceEqual(key)) return "index points at a record of another key";
-        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > _options.MaxValueBytes)) return $"value length {raw} exceeds the limit {_options.MaxValueBytes}";
+        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > Array.MaxLength)) return $"value length {raw} exceeds the largest array ({Array.MaxLength} bytes)";
         return null;
     }
 
@@ -318,7 +314,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     public bool Delete(ReadOnlySpan<byte> key)
     {
         var commit = WritableCommit();
-        ValidateKey(key);
+        if (key.Length > ushort.MaxValue) return false; // no record can hold such a key (MaxKeyBytes bounds new puts only)
         // Nothing to remove: no tombstone needed (no older value of this key is indexed).
         if (!_keyDir.TryGet(key, out _, out _)) return false;
         var request = t_request ??= new WriteRequest();
@@ -610,7 +606,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var deadBytes = segments.Sum(s => s.DeadBytes);
         return new StoreStats
         {
-            Keys = _keyDir.CountUnexpired(Now),
+            LiveKeys = _keyDir.CountUnexpired(Now),
             KeydirEntries = _keyDir.Count,
             Segments = segments,
             TotalBytes = segments.Sum(s => s.TotalBytes),

@@ -18,8 +18,6 @@ namespace Bitcask;
 internal sealed class Compactor(IStorageFileSystem fs, string directory, BitcaskOptions options, KeyDir keyDir, SegmentSet segments,
     SegmentWriter writer, HintWriter hints, ILogger logger)
 {
-    private readonly RecordLimits _limits = StoreRecovery.LimitsFor(options);
-
     /// <summary>Test seam: called with the name of each step as it is reached ("written", "renamed", "switched", "deleted").</summary>
     internal Action<string>? StepHook { get; set; }
 
@@ -49,13 +47,13 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             var removals = new List<(int Input, KeyLocation From)>();
             var throttle = new Throttle(options.CompactionBytesPerSecond);
             byte[]? scratch = null;
-            var tombstone = new byte[RecordCodec.HeaderSize + options.MaxKeyBytes];
+            var tombstone = new byte[RecordCodec.HeaderSize + ushort.MaxValue]; // keys written under larger limits than this open's
 
             for (var i = 0; i < inputs.Count; i++)
             {
                 var input = inputs[i];
                 var data = input.Read(0, (int)input.Length, ref scratch);
-                var scanner = new SegmentScanner(data, input.Header.Size, _limits);
+                var scanner = new SegmentScanner(data, input.Header.Size, RecordLimits.For(input.Header.Version)); // the format's limits, not this open's
                 while (scanner.Next(out var offset, out var record))
                 {
                     ct.ThrowIfCancellationRequested();

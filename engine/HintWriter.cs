@@ -9,7 +9,7 @@ namespace Bitcask;
 /// into place, fsync the directory. A crash at any step leaves either no hint (open scans the segment) or a whole one.
 /// <para>Thread-safety: stateless apart from its settings; callers serialize writes for the same segment.</para>
 /// </summary>
-internal sealed class HintWriter(IStorageFileSystem fs, string directory, RecordLimits limits)
+internal sealed class HintWriter(IStorageFileSystem fs, string directory)
 {
     /// <summary>Builds and writes the hint of a sealed segment from the segment's own bytes.</summary>
     public void WriteFor(Segment segment)
@@ -21,7 +21,7 @@ internal sealed class HintWriter(IStorageFileSystem fs, string directory, Record
             byte[]? scratch = null;
             var data = segment.Read(0, (int)length, ref scratch);
             var output = new ArrayBufferWriter<byte>((int)Math.Clamp(length / 8, 4096, 16 << 20)); // grows as needed
-            HintFile.Build(data, segment.Header.Size, segment.Id, limits, output);
+            HintFile.Build(data, segment.Header.Size, segment.Id, RecordLimits.For(segment.Header.Version), output);
             Write(segment.Id, output.WrittenSpan);
             segment.HasHint = true;
         }

@@ -183,7 +183,8 @@ internal sealed class KeyDir
     /// <summary>Starts a bulk load. <paramref name="expectedKeys"/> pre-sizes the stripes (0 when unknown).</summary>
     public void BeginRecovery(long expectedKeys)
     {
-        var perStripe = (int)Math.Min(int.MaxValue / 2, expectedKeys / StripeCount + expectedKeys / StripeCount / 16 + 4);
+        // Clamped so that no per-stripe array size computed from it (24 key bytes per entry) can overflow: an estimate is only a hint.
+        var perStripe = (int)Math.Clamp(expectedKeys / StripeCount + expectedKeys / StripeCount / 16 + 4, 0, Array.MaxLength / 32);
         foreach (var s in _stripes) s.BeginRecovery(expectedKeys > 0 ? perStripe : 0);
     }
 

@@ -132,6 +132,9 @@ internal sealed class Segment
             if (Interlocked.CompareExchange(ref _durableLength, length, known) == known) break;
     }
 
+    /// <summary>Length of the segment right after its last sync marker (writer thread only).</summary>
+    public long MarkedLength { get; set; }
+
     /// <summary>File length at which the last background writeback sync was started (writer thread only).</summary>
     public long WritebackRequestedAt { get; set; }
 

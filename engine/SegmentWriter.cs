@@ -69,6 +69,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         var flush = _options.Durability != Durability.Buffered;
         if (_failure is { } failed) throw new IOException(failed.Message, failed);
         var seal = false;
+        var mark = false;
         var now = _options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
         try
         {
@@ -77,13 +78,13 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 switch (r.Kind)
                 {
                     case WriteRequestKind.Sync:
-                        sync = flush = true;
+                        sync = flush = mark = true;
                         continue;
                     case WriteRequestKind.Flush:
                         flush = true;
                         continue;
                     case WriteRequestKind.Seal:
-                        seal = sync = flush = true;
+                        seal = sync = flush = mark = true;
                         continue;
                 }
                 var record = r.Buffer.AsSpan(0, r.Length);
@@ -98,6 +99,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             {
                 if (flush) active.Flush();
                 if (sync) active.Sync(); // acknowledged writes of this group survive power loss from here on
+                if (mark) MarkSynced(active);
                 else if (active.Length - active.WritebackRequestedAt >= WritebackEveryBytes) StartWriteback(active);
             }
             // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
@@ -124,6 +126,22 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             _sealedInGroup.Clear();
             throw;
         }
+    }
+
+    /// <summary>
+    /// After an explicit <c>Sync()</c> or a close: appends a sync marker carrying the length just made durable and fsyncs
+    /// it, so the file itself proves that every byte before the marker was durable (FORMAT.md §2.2, §5 step 6): damage
+    /// there after a crash is media damage, never a torn tail. Skipped when nothing was appended since the last marker.
+    /// </summary>
+    private static void MarkSynced(Segment active)
+    {
+        if (active.Header.Version < 2 || active.Length == active.MarkedLength || active.Length + RecordCodec.HeaderSize > int.MaxValue) return;
+        Span<byte> marker = stackalloc byte[RecordCodec.HeaderSize];
+        RecordCodec.EncodeSyncMarker(marker, checked((uint)active.DurableLength));
+        active.Append(marker);
+        active.Flush();
+        active.Sync(); // the marker is durable: from here a crash cannot make the bytes it vouches for a torn tail
+        active.MarkedLength = active.Length;
     }
 
     /// <summary>In Flushed and Buffered mode nothing fsyncs the active segment until it is sealed, when up to a whole

@@ -3,8 +3,8 @@ namespace Bitcask;
 /// <summary>A snapshot of a store's state from <see cref="BitcaskStore.GetStats"/>.</summary>
 public sealed record StoreStats
 {
-    /// <summary>Live, unexpired keys.</summary>
-    public long Keys { get; init; }
+    /// <summary>How many live, unexpired keys the store holds (a count; <see cref="BitcaskStore.Keys"/> enumerates them).</summary>
+    public long LiveKeys { get; init; }
     /// <summary>Keys the keydir holds, including expired ones not yet removed by a compaction.</summary>
     public long KeydirEntries { get; init; }
     public required IReadOnlyList<SegmentStats> Segments { get; init; }

@@ -108,7 +108,7 @@ internal static class HintFile
     /// Returns null when it can be used, else why not. Nothing is applied until this passes.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
-    public static string? Validate(ReadOnlySpan<byte> hint, uint segmentId, long segmentLength, uint segmentHeaderCrc, int recordsStart, int maxKeyBytes, out ulong entryCount)
+    public static string? Validate(ReadOnlySpan<byte> hint, uint segmentId, long segmentLength, uint segmentHeaderCrc, int recordsStart, ushort segmentVersion, out ulong entryCount)
     {
         entryCount = 0;
         if (hint.Length < HeaderSize + TrailerSize) return $"hint file is cut short ({hint.Length} bytes)";
@@ -128,23 +128,27 @@ internal static class HintFile
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(body)) return "hint file CRC mismatch";
         var expected = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);
         var reader = new Reader(body, checkEntryCrc: false); // the whole-file CRC above already covers every entry
-        // A hint lists every record of its segment in file order, so its entries tile the segment's records exactly: each
-        // starts where the one before it ended, or one record header later (the first record inside a batch). An entry
-        // that points anywhere else (a buggy or foreign writer, with valid CRCs) would send reads between records.
+        // A hint lists every put and tombstone of its segment in file order, so its entries tile the segment's records: each
+        // starts where the one before it ended, or one record header later (the first entry inside a batch, or the record
+        // after a sync marker), or two (a sync marker, then a batch's first entry); after the last one the segment ends, or
+        // holds one sync marker. An entry that points anywhere else (a buggy or foreign writer, with valid CRCs) would send
+        // reads between records. Sync markers exist from format version 2 on.
+        var markers = segmentVersion >= 2;
         long next = recordsStart;
         while (reader.Next(out var entry, out var key, out var error))
         {
-            if (key.Length > maxKeyBytes) return $"hint entry at offset {reader.Position} has a {key.Length}-byte key, over the limit {maxKeyBytes}";
             if (entry.Offset < recordsStart || (long)entry.Offset + entry.Length > segmentLength || entry.Length < RecordCodec.HeaderSize + key.Length)
                 return $"hint entry points outside the segment's records (offset {entry.Offset}, length {entry.Length})";
-            if (entry.Offset != next && entry.Offset != next + RecordCodec.HeaderSize)
+            var gap = entry.Offset - next;
+            if (gap != 0 && gap != RecordCodec.HeaderSize && !(markers && gap == 2 * RecordCodec.HeaderSize))
                 return $"hint entry {entryCount} points at offset {entry.Offset}, which is not where a record starts (the previous one ends at {next})";
             next = (long)entry.Offset + entry.Length;
             entryCount++;
         }
         if (reader.Error is { } problem) return problem;
         if (entryCount != expected) return $"hint trailer counts {expected} entries but the file holds {entryCount}";
-        if (next != segmentLength) return $"hint entries end at offset {next} but the segment's records end at {segmentLength}";
+        if (next != segmentLength && !(markers && next + RecordCodec.HeaderSize == segmentLength))
+            return $"hint entries end at offset {next} but the segment's records end at {segmentLength}";
         return null;
     }
 

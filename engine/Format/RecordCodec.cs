@@ -82,6 +82,15 @@ internal static class RecordCodec
 
     public static uint ComputeCrc(ReadOnlySpan<byte> record) => Crc32.HashToUInt32(record[4..]);
 
+    /// <summary>A sync marker (format version 2): 32 bytes, no key, value or sequence, <paramref name="syncedLength"/> in
+    /// the durable-length field. Written right after an fdatasync that made the first <paramref name="syncedLength"/> bytes
+    /// of the segment durable (FORMAT.md §2.2).</summary>
+    public static void EncodeSyncMarker(Span<byte> destination, uint syncedLength)
+    {
+        WriteHeader(destination, RecordKind.SyncMarker, RecordFlags.None, 0, 0, 0);
+        Seal(destination[..HeaderSize], 0, syncedLength);
+    }
+
     public static RecordKind ReadKind(ReadOnlySpan<byte> header) => (RecordKind)header[4];
     public static RecordFlags ReadFlags(ReadOnlySpan<byte> header) => (RecordFlags)header[5];
     public static ulong ReadSequence(ReadOnlySpan<byte> header) => BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
@@ -102,22 +111,30 @@ internal static class RecordCodec
     {
         if (available < HeaderSize) return RecordCheck.Fail("record header is cut short");
         var kind = ReadKind(header);
-        if (kind is not (RecordKind.Put or RecordKind.Tombstone or RecordKind.Batch) || (nested && kind == RecordKind.Batch))
-            return RecordCheck.Fail($"unknown record kind {(byte)kind}");
+        var known = kind is RecordKind.Put or RecordKind.Tombstone
+                    || (!nested && (kind == RecordKind.Batch || (kind == RecordKind.SyncMarker && limits.SyncMarkers)));
+        if (!known) return RecordCheck.Fail($"unknown record kind {(byte)kind}{(nested ? " inside a batch" : "")}");
         var flags = ReadFlags(header);
         if ((flags & ~RecordFlags.Known) != 0) return RecordCheck.Fail($"unknown record flags 0x{(byte)flags:x2}");
         var keyLength = ReadKeyLength(header);
         var valueLength = ReadValueLength(header);
+        if (kind == RecordKind.SyncMarker)
+        {
+            if (keyLength != 0 || valueLength != 0 || flags != RecordFlags.None || ReadExpiresAt(header) != 0 || ReadSequence(header) != 0)
+                return RecordCheck.Fail("sync marker with a key, value, flags, expiry or sequence");
+            return RecordCheck.Ok(HeaderSize);
+        }
         long maxValue = kind switch
         {
             RecordKind.Batch => limits.MaxBatchBytes,
             RecordKind.Tombstone => 0,
-            _ => (flags & RecordFlags.Lz4) != 0 ? CompressedPrefixSize + (long)LZ4Codec.MaximumOutputSize((int)Math.Min(limits.MaxValueBytes, int.MaxValue / 2)) : limits.MaxValueBytes,
+            _ => limits.MaxValueBytes,
         };
         if (kind == RecordKind.Batch ? keyLength != 0 : keyLength > limits.MaxKeyBytes)
             return RecordCheck.Fail($"key length {keyLength} exceeds the limit {(kind == RecordKind.Batch ? 0 : limits.MaxKeyBytes)}");
         if (valueLength > maxValue) return RecordCheck.Fail($"value length {valueLength} exceeds the limit {maxValue}");
         if (kind == RecordKind.Tombstone && flags != RecordFlags.None) return RecordCheck.Fail("tombstone carries flags");
+        if (kind == RecordKind.Batch && (flags != RecordFlags.None || ReadExpiresAt(header) != 0)) return RecordCheck.Fail("batch header carries flags or an expiry");
         var total = HeaderSize + (long)keyLength + valueLength;
         if (total > available) return RecordCheck.Fail($"record of {total} bytes runs past the end of the data ({available} bytes left)");
         return RecordCheck.Ok((int)total);
@@ -178,7 +195,20 @@ internal static class RecordCodec
 }
 
 /// <summary>The limits a record read from disk is checked against before anything is allocated.</summary>
-internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes, long MaxBatchBytes);
+/// <summary>
+/// The limits a record read from disk is checked against before anything is allocated. Readers use the format's own
+/// limits (<see cref="For"/>), never the options of the current open: <c>MaxKeyBytes</c>/<c>MaxValueBytes</c>/
+/// <c>MaxSegmentBytes</c> bound new writes only, so a store written with larger limits still reads whole.
+/// </summary>
+internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes, long MaxBatchBytes, bool SyncMarkers = false)
+{
+    /// <summary>The format's limits for records in a segment of <paramref name="segmentVersion"/>: any u16 key length, any
+    /// value or batch that fits in its segment (at most 2 GiB - 1 bytes); sync markers from version 2 on.</summary>
+    public static RecordLimits For(ushort segmentVersion) => segmentVersion >= 2 ? V2 : V1;
+
+    public static readonly RecordLimits V1 = new(ushort.MaxValue, int.MaxValue, int.MaxValue);
+    public static readonly RecordLimits V2 = V1 with { SyncMarkers = true };
+}
 
 internal readonly struct RecordCheck
 {

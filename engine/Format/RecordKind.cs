@@ -9,6 +9,10 @@ internal enum RecordKind : byte
     Tombstone = 2,
     /// <summary>An atomic batch: the value holds complete nested Put/Tombstone records.</summary>
     Batch = 3,
+    /// <summary>Format version 2: written and fsynced by <c>Sync()</c> and close after an fdatasync; carries that fsynced
+    /// length in its durable-length field, so recovery can prove the bytes before it were durable (FORMAT.md §2.2).
+    /// Holds no key, no value and no sequence; never nested in a batch.</summary>
+    SyncMarker = 4,
 }
 
 /// <summary>The flags byte at offset 5 of every record.</summary>

@@ -33,10 +33,14 @@ internal enum SegmentKind : ushort
 internal sealed record SegmentHeader
 {
     public const uint Magic = 0x4B534342; // "BCSK" little-endian
-    public const ushort CurrentVersion = 1;
+    /// <summary>The version this build writes: 2 adds the sync marker record (FORMAT.md §2.2).</summary>
+    public const ushort CurrentVersion = 2;
+    /// <summary>The oldest version this build reads.</summary>
+    public const ushort OldestReadableVersion = 1;
     public const int FixedSize = 64;
-    /// <summary>Keeps a corrupt count from asking for a huge buffer.</summary>
-    public const int MaxRanges = 1 << 16;
+    /// <summary>The format's own bound on the superseded-range count: a header must fit in a segment (at most 2 GiB - 1
+    /// bytes). Readers also require the ranges to lie inside the file, so a corrupt count never sizes a buffer.</summary>
+    public const int MaxRanges = (int.MaxValue - FixedSize) / 8;
 
     public ushort Version { get; init; } = CurrentVersion;
     public SegmentKind Kind { get; init; } = SegmentKind.Write;
@@ -111,17 +115,19 @@ internal sealed record SegmentHeader
         unsupportedVersion = false;
         if (bytes.Length < FixedSize) { error = $"segment header is cut short ({bytes.Length} of {FixedSize} bytes)"; return null; }
         if (BinaryPrimitives.ReadUInt32LittleEndian(bytes) != Magic) { error = "segment header has a wrong magic number"; return null; }
+        // The version comes before the CRC: a later version may lay out (and checksum) its header differently, so its
+        // header is "unsupported", never "damaged".
+        var version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
+        if (version is < OldestReadableVersion or > CurrentVersion)
+        {
+            unsupportedVersion = true;
+            error = $"segment format version {version} is not supported (this build reads versions {OldestReadableVersion} to {CurrentVersion})";
+            return null;
+        }
         var total = TotalSize(bytes);
         if (total < 0) { error = "segment header has an impossible superseded-range count"; return null; }
         if (bytes.Length < total) { error = $"segment header is cut short ({bytes.Length} of {total} bytes)"; return null; }
         if (BinaryPrimitives.ReadUInt32LittleEndian(bytes[60..]) != ComputeCrc(bytes[..total])) { error = "segment header CRC mismatch"; return null; }
-        var version = BinaryPrimitives.ReadUInt16LittleEndian(bytes[4..]);
-        if (version != CurrentVersion)
-        {
-            unsupportedVersion = true;
-            error = $"segment format version {version} is not supported (this build reads version {CurrentVersion})";
-            return null;
-        }
         var kind = (SegmentKind)BinaryPrimitives.ReadUInt16LittleEndian(bytes[6..]);
         if (kind is not (SegmentKind.Write or SegmentKind.Compacted)) { error = $"unknown segment kind {(ushort)kind}"; return null; }
         var ranges = new (uint, uint)[(total - FixedSize) / 8];

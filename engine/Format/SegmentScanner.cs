@@ -102,7 +102,8 @@ internal ref struct SegmentScanner
 }
 
 /// <summary>
-/// The puts and tombstones in one validated record: the record itself, or each record nested in a batch.
+/// The puts and tombstones in one validated record: the record itself, or each record nested in a batch; none for a
+/// sync marker.
 /// Offsets are absolute within the segment.
 /// </summary>
 internal ref struct RecordEntries
@@ -119,6 +120,7 @@ internal ref struct RecordEntries
         _recordOffset = recordOffset;
         _isBatch = RecordCodec.ReadKind(record) == RecordKind.Batch;
         _position = _isBatch ? RecordCodec.HeaderSize : 0;
+        _done = RecordCodec.ReadKind(record) == RecordKind.SyncMarker; // a marker holds no entry
     }
 
     public bool Next(out int offset, out ReadOnlySpan<byte> entry)

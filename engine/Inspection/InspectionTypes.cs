@@ -1,42 +1,66 @@
 namespace Bitcask.Inspection;
 
-/// <summary>What kind of problem <see cref="StoreInspector.Verify"/> found. Names are stable: scripts match on them.</summary>
-public static class ProblemKinds
+/// <summary>What kind of problem <see cref="StoreInspector.Verify"/> found. <see cref="ProblemKindNames.DisplayName"/> gives
+/// the stable text the CLI prints (scripts match on it).</summary>
+public enum ProblemKind
 {
-    /// <summary>The newest write segment ends in bytes that are not a whole valid record, and nothing valid follows:
-    /// what a crash mid-append leaves. A read-write open (or <c>repair</c>) truncates it.</summary>
-    public const string TornTail = "torn tail";
-    /// <summary>A record that fails validation (length, kind, flags, CRC) with valid data after it, or in a sealed segment.</summary>
-    public const string DamagedRecord = "damaged record";
+    /// <summary>The newest write segment ends in bytes that are not a whole valid record, and nothing proves they were
+    /// durable: what a crash mid-append leaves. A read-write open (or <c>repair</c>) truncates it.</summary>
+    TornTail,
+    /// <summary>Bytes that fail validation (length, kind, flags, CRC) and are not a torn tail.</summary>
+    DamagedRecord,
     /// <summary>A put whose CRC is right but whose LZ4 value does not decode to its recorded length.</summary>
-    public const string UndecodableValue = "undecodable value";
+    UndecodableValue,
     /// <summary>A segment header that is invalid (magic, CRC, id): the whole segment is unreadable.</summary>
-    public const string BadSegmentHeader = "bad segment header";
+    BadSegmentHeader,
     /// <summary>The newest segment holds no more than a partial header: an interrupted segment creation.</summary>
-    public const string IncompleteSegment = "incomplete segment";
+    IncompleteSegment,
     /// <summary>A segment of a format version this build does not read.</summary>
-    public const string UnsupportedVersion = "unsupported version";
-    /// <summary>A write segment names a previous write segment that is neither present nor replaced by a compaction.</summary>
-    public const string MissingSegment = "missing segment";
+    UnsupportedVersion,
+    /// <summary>A write segment names a previous write segment that is neither present nor replaced by a compaction, or a
+    /// hint file is the only trace of its segment.</summary>
+    MissingSegment,
     /// <summary>Output of a compaction that did not finish (some outputs missing); open removes it, the inputs stay.</summary>
-    public const string InterruptedCompaction = "interrupted compaction";
+    InterruptedCompaction,
     /// <summary>Input of a finished compaction that is still present; open removes it.</summary>
-    public const string StaleSegment = "stale segment";
+    StaleSegment,
     /// <summary>A hint file that is not whole (header, entry, trailer or whole-file CRC wrong, truncated).</summary>
-    public const string BadHint = "bad hint";
+    BadHint,
     /// <summary>A whole hint file that does not describe its segment (wrong id or length, entries that disagree).</summary>
-    public const string HintMismatch = "hint mismatch";
+    HintMismatch,
     /// <summary>A hint file whose segment is not present.</summary>
-    public const string OrphanHint = "orphan hint";
+    OrphanHint,
+}
+
+/// <summary>The stable names of <see cref="ProblemKind"/> values, as the CLI prints them.</summary>
+public static class ProblemKindNames
+{
+    /// <summary>"torn tail", "damaged record", …: lower case words, stable across versions.</summary>
+    public static string DisplayName(this ProblemKind kind) => kind switch
+    {
+        ProblemKind.TornTail => "torn tail",
+        ProblemKind.DamagedRecord => "damaged record",
+        ProblemKind.UndecodableValue => "undecodable value",
+        ProblemKind.BadSegmentHeader => "bad segment header",
+        ProblemKind.IncompleteSegment => "incomplete segment",
+        ProblemKind.UnsupportedVersion => "unsupported version",
+        ProblemKind.MissingSegment => "missing segment",
+        ProblemKind.InterruptedCompaction => "interrupted compaction",
+        ProblemKind.StaleSegment => "stale segment",
+        ProblemKind.BadHint => "bad hint",
+        ProblemKind.HintMismatch => "hint mismatch",
+        ProblemKind.OrphanHint => "orphan hint",
+        _ => kind.ToString(),
+    };
 }
 
 /// <summary>One problem: the file (name inside the store directory), the byte offset, the kind and what is wrong.</summary>
-public sealed record StoreProblem(string File, long Offset, string Kind, string Message)
+public sealed record StoreProblem(string File, long Offset, ProblemKind Kind, string Message)
 {
     /// <summary>Bytes the problem covers (damaged range or torn tail length; 0 when not a byte range).</summary>
     public long Length { get; init; }
 
-    public override string ToString() => $"{File}:{Offset}: {Kind}: {Message}";
+    public override string ToString() => $"{File}:{Offset}: {Kind.DisplayName()}: {Message}";
 }
 
 /// <summary>The result of <see cref="StoreInspector.Verify"/>.</summary>
@@ -51,7 +75,7 @@ public sealed record VerifyReport
     public long Batches { get; init; }
     public long Tombstones { get; init; }
     /// <summary>Live, unexpired keys: what a read-only open would serve.</summary>
-    public long Keys { get; init; }
+    public long LiveKeys { get; init; }
     /// <summary>Bytes read: every segment and hint file.</summary>
     public long Bytes { get; init; }
     public required IReadOnlyList<StoreProblem> Problems { get; init; }
@@ -96,13 +120,10 @@ public sealed record RecordInfo
     public string? Problem { get; init; }
 }
 
-/// <summary>Options for <see cref="StoreInspector"/>. The limits default to the largest the format allows, so that a
-/// store written with any options validates; set them to a store's own options to be stricter.</summary>
+/// <summary>Options for <see cref="StoreInspector"/>. Records are always judged by the format's own limits (FORMAT.md),
+/// whatever options the store was written with.</summary>
 public sealed record InspectOptions
 {
-    public int MaxKeyBytes { get; init; } = ushort.MaxValue;
-    public int MaxValueBytes { get; init; } = int.MaxValue - ushort.MaxValue - 1024;
-    public long MaxSegmentBytes { get; init; } = int.MaxValue;
     /// <summary>Called with (bytes done, bytes total) as files are read.</summary>
     public Action<long, long>? Progress { get; init; }
     /// <summary>Clock for deciding which keys are expired. Default: the system clock.</summary>

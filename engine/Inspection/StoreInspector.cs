@@ -1,3 +1,4 @@
+using Bitcask.Analysis;
 using Bitcask.Format;
 using Bitcask.Storage;
 
@@ -38,66 +39,74 @@ public static class StoreInspector
     /// failing their length, kind, flag or CRC checks, torn tails, missing segments, compaction leftovers, hint files that
     /// are not whole or do not agree with their segment. Never changes a byte.
     /// </summary>
-    public static VerifyReport Verify(string directory, InspectOptions? options = null)
+    public static VerifyReport Verify(string directory, InspectOptions? options = null) =>
+        Verify(directory, options ?? new InspectOptions(), OsFileSystem.Instance);
+
+    internal static VerifyReport Verify(string directory, InspectOptions options, IStorageFileSystem fs)
     {
-        using var analysis = new StoreAnalysis(directory, options ?? new InspectOptions());
-        analysis.Run();
-        return analysis.ToReport();
+        using var store = new InspectedStore(directory, options, fs);
+        store.Run();
+        return store.ToReport();
     }
 
     /// <summary>
-    /// Every record in file order (segments in id order; entries of a batch one by one), damaged ranges included as
-    /// <see cref="RecordType.Damaged"/>. <paramref name="segmentId"/> limits it to one segment; <paramref name="liveOnly"/>
-    /// to records a fresh open's keydir would point at. Values are decoded only when <paramref name="includeValues"/>.
+    /// Every record in file order (segments in id order; entries of a batch one by one), damaged ranges and torn tails
+    /// included as <see cref="RecordType.Damaged"/>, exactly as open judges them. <paramref name="segmentId"/> limits it to
+    /// one segment; <paramref name="liveOnly"/> to records a fresh open's keydir would point at. Values are decoded only
+    /// when <paramref name="includeValues"/>.
     /// </summary>
     public static IEnumerable<RecordInfo> ReadRecords(string directory, uint? segmentId = null, bool liveOnly = false,
         bool includeValues = true, InspectOptions? options = null)
     {
         options ??= new InspectOptions();
-        var analysis = new StoreAnalysis(directory, options); // checks the directory now, not at the first MoveNext
-        return Enumerate(analysis, segmentId, liveOnly, includeValues, options);
+        var store = new InspectedStore(directory, options); // checks the directory now, not at the first MoveNext
+        return Enumerate(store, segmentId, liveOnly, includeValues, options);
     }
 
-    private static IEnumerable<RecordInfo> Enumerate(StoreAnalysis analysis, uint? segmentId, bool liveOnly, bool includeValues, InspectOptions options)
+    private static IEnumerable<RecordInfo> Enumerate(InspectedStore store, uint? segmentId, bool liveOnly, bool includeValues, InspectOptions options)
     {
-        using (analysis)
+        using (store)
         {
-            analysis.Run(checkHints: false);
+            store.Run(checkHints: false);
             var now = options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
-            foreach (var s in analysis.Segments)
+            foreach (var s in store.Analysis.Segments)
             {
                 if (segmentId is { } only && s.Id != only) continue;
                 if (!s.Loaded)
                 {
                     if (s.HeaderProblem is not null && !liveOnly)
-                        yield return new RecordInfo { SegmentId = s.Id, File = s.Name, Offset = s.HeaderProblemOffset, Length = s.Length, Kind = RecordType.Damaged, Problem = $"{s.HeaderProblemKind}: {s.HeaderProblem}" };
+                        yield return new RecordInfo
+                        {
+                            SegmentId = s.Id, File = s.Name, Offset = s.State == SegmentState.UnsupportedVersion ? 4 : 0, Length = s.Length,
+                            Kind = RecordType.Damaged, Problem = $"{(s.State == SegmentState.UnsupportedVersion ? ProblemKind.UnsupportedVersion : ProblemKind.BadSegmentHeader).DisplayName()}: {s.HeaderProblem}",
+                        };
                     continue;
                 }
-                foreach (var item in s.Layout)
+                var contents = store.Contents[s.Id];
+                foreach (var item in contents.Layout)
                 {
-                    if (item.Kind != LayoutKind.Record)
+                    if (item.Kind is RangeKind.Damage or RangeKind.TornTail)
                     {
                         if (!liveOnly)
                             yield return new RecordInfo
                             {
-                                SegmentId = s.Id, File = s.Name, Offset = item.Offset, Length = item.Length, Kind = RecordType.Damaged,
-                                Problem = $"{(item.Kind == LayoutKind.TornTail ? ProblemKinds.TornTail : ProblemKinds.DamagedRecord)}: {item.Error}",
+                                SegmentId = s.Id, File = s.Name, Offset = item.ProblemOffset, Length = item.End - item.ProblemOffset, Kind = RecordType.Damaged,
+                                Problem = $"{(item.Kind == RangeKind.TornTail ? ProblemKind.TornTail : ProblemKind.DamagedRecord).DisplayName()}: {item.Error}",
                             };
                         continue;
                     }
-                    var infos = Describe(analysis, s, item, includeValues, now);
-                    foreach (var info in infos)
+                    if (item.Kind == RangeKind.SyncMarker) continue;
+                    foreach (var info in Describe(store, s, contents, item, includeValues, now))
                         if (!liveOnly || info.Live) yield return info;
                 }
             }
         }
     }
 
-    private static List<RecordInfo> Describe(StoreAnalysis analysis, SegmentFile s, LayoutItem item, bool includeValues, long now)
+    private static List<RecordInfo> Describe(InspectedStore store, SegmentFile s, SegmentContents contents, LayoutItem item, bool includeValues, long now)
     {
         var result = new List<RecordInfo>(1);
         var record = s.Data.Slice(item.Offset, item.Length);
-        var isBatch = RecordCodec.ReadKind(record) == RecordKind.Batch;
         var entries = new RecordEntries(record, item.Offset);
         while (entries.Next(out var offset, out var entry))
         {
@@ -107,7 +116,7 @@ public static class StoreInspector
             var rawLength = kind == RecordKind.Put ? RecordCodec.RawValueLength(entry) : 0;
             byte[] value = [];
             string? problem = null;
-            if (includeValues && kind == RecordKind.Put && rawLength >= 0 && rawLength <= analysis.MaxValueBytes)
+            if (includeValues && kind == RecordKind.Put && rawLength >= 0 && rawLength <= Array.MaxLength)
             {
                 value = new byte[rawLength];
                 bool ok;
@@ -116,66 +125,20 @@ public static class StoreInspector
                 if (!ok)
                 {
                     value = [];
-                    problem = $"{ProblemKinds.UndecodableValue}: the LZ4 value does not decode to its recorded length";
+                    problem = $"{ProblemKind.UndecodableValue.DisplayName()}: the LZ4 value does not decode to its recorded length";
                 }
             }
-            var live = analysis.Keys.TryGetValue(key, out var winner) && winner.SegmentId == s.Id && winner.Offset == (uint)offset
-                       && analysis.IsLive(winner, now);
+            var live = store.Keys.TryGetValue(key, out var winner) && winner.SegmentId == s.Id && winner.Offset == (uint)offset
+                       && InspectedStore.IsLive(winner, now);
+            var batchOffset = contents.ByOffset.TryGetValue((uint)offset, out var known) && known.BatchOffset >= 0 ? known.BatchOffset : (long?)null;
             result.Add(new RecordInfo
             {
                 SegmentId = s.Id, File = s.Name, Offset = offset, Length = entry.Length,
                 Kind = kind == RecordKind.Tombstone ? RecordType.Tombstone : RecordType.Put,
                 Sequence = RecordCodec.ReadSequence(entry), ExpiresAt = RecordCodec.ReadExpiresAt(entry),
                 Key = key, Value = value, ValueLength = rawLength, Compressed = compressed,
-                BatchOffset = isBatch ? item.Offset : null, Live = live, Problem = problem,
+                BatchOffset = batchOffset, Live = live, Problem = problem,
             });
-        }
-        return result;
-    }
-
-    /// <summary>
-    /// Every live key of an open store with its value and expiry (Unix ms, 0 = never), for export. With a read-only
-    /// store this is a consistent snapshot of each key as of the open.
-    /// </summary>
-    public static IEnumerable<(byte[] Key, byte[] Value, long ExpiresAt)> ReadEntries(BitcaskStore store, ReadOnlyMemory<byte> prefix = default)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        foreach (var key in store.Keys(prefix))
-            if (TryGetEntry(store, key, out var value, out var expiresAt)) yield return (key, value, expiresAt);
-    }
-
-    /// <summary>The value and expiry (Unix ms, 0 = never) of a live key of an open store; false when absent or expired.
-    /// Both come from the same record, so the pair is consistent even while a writer changes the key.</summary>
-    public static bool TryGetEntry(BitcaskStore store, ReadOnlySpan<byte> key, out byte[] value, out long expiresAt)
-    {
-        ArgumentNullException.ThrowIfNull(store);
-        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
-        var found = store.TryGet(key, buffer, out var expiry); // value and expiry from the same record
-        value = found ? buffer.WrittenSpan.ToArray() : [];
-        expiresAt = expiry?.ToUnixTimeMilliseconds() ?? 0;
-        return found;
-    }
-
-    /// <summary>For each segment id, whether its hint file is usable: null when whole and matching the segment's id and
-    /// length, else why not. Segments without a hint file are absent. Reads only hint files and segment lengths.</summary>
-    public static IReadOnlyDictionary<uint, string?> HintStatus(string directory)
-    {
-        var full = CheckStoreDirectory(directory);
-        var result = new Dictionary<uint, string?>();
-        foreach (var path in Directory.EnumerateFiles(full))
-        {
-            var name = Path.GetFileName(path);
-            if (!StoreFiles.TryParseId(name, StoreFiles.HintExtension, out var id)) continue;
-            var segment = Path.Combine(full, StoreFiles.SegmentName(id));
-            if (!File.Exists(segment)) { result[id] = "its segment is not present"; continue; }
-            byte[] bytes;
-            try { bytes = File.ReadAllBytes(path); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { result[id] = e.Message; continue; }
-            var segmentBytes = new byte[Math.Min(new FileInfo(segment).Length, SegmentHeader.FixedSize + 8L * SegmentHeader.MaxRanges)];
-            using (var f = File.OpenRead(segment)) f.ReadAtLeast(segmentBytes, segmentBytes.Length, throwOnEndOfStream: false);
-            var headerSize = segmentBytes.Length >= SegmentHeader.FixedSize ? Math.Max(SegmentHeader.TotalSize(segmentBytes), SegmentHeader.FixedSize) : SegmentHeader.FixedSize;
-            var headerCrc = segmentBytes.Length >= SegmentHeader.FixedSize ? System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(segmentBytes.AsSpan(60)) : 0u;
-            result[id] = HintFile.Validate(bytes, id, new FileInfo(segment).Length, headerCrc, headerSize, ushort.MaxValue, out _);
         }
         return result;
     }
@@ -190,5 +153,8 @@ public static class StoreInspector
     /// (temporary files, compaction leftovers) and verify runs again (<see cref="RepairReport.After"/>).
     /// </summary>
     public static RepairReport Repair(string directory, InspectOptions? options = null) =>
-        new StoreRepair(directory, options ?? new InspectOptions(), OsFileSystem.Instance).Run();
+        Repair(directory, options ?? new InspectOptions(), OsFileSystem.Instance);
+
+    internal static RepairReport Repair(string directory, InspectOptions options, IStorageFileSystem fs) =>
+        new StoreRepair(directory, options, fs).Run();
 }

@@ -91,7 +91,7 @@ public class KeyValueCommandTests
         Assert.Equal(1, missing.Code);
         Assert.Contains("key not found", missing.Err);
         using var store = BitcaskStore.Open(dir, new BitcaskOptions { ReadOnly = true });
-        Assert.True(StoreInspector.TryGetEntry(store, "session:1"u8, out _, out var expiresAt));
+        Assert.True(Bitcask.Cli.Entries.TryGet(store, "session:1"u8, out _, out var expiresAt));
         var expected = DateTimeOffset.UtcNow.AddMinutes(30).ToUnixTimeMilliseconds();
         Assert.InRange(expiresAt, expected - 60_000, expected + 1000);
     }
@@ -155,7 +155,7 @@ public class ExportImportTests
         using (var store = BitcaskStore.Open(source, new BitcaskOptions { ReadOnly = true }))
             foreach (var key in store.Keys())
             {
-                Assert.True(StoreInspector.TryGetEntry(store, key, out var value, out var expiresAt));
+                Assert.True(Bitcask.Cli.Entries.TryGet(store, key, out var value, out var expiresAt));
                 expected[Convert.ToBase64String(key)] = (key, value, expiresAt);
             }
         var file = temp.File("export.jsonl");
@@ -171,7 +171,7 @@ public class ExportImportTests
             Assert.Equal(expected.Count, store.Count);
             foreach (var (key, value, expiresAt) in expected.Values)
             {
-                Assert.True(StoreInspector.TryGetEntry(store, key, out var v, out var e));
+                Assert.True(Bitcask.Cli.Entries.TryGet(store, key, out var v, out var e));
                 Assert.Equal(value, v);
                 Assert.Equal(expiresAt, e);
             }

@@ -26,7 +26,7 @@ public class RepairTests
     {
         using var temp = new TempDirectory("repair-bit");
         var dir = Cli.CopySample(temp, "v1-flipped-bit");
-        var damage = StoreInspector.Verify(dir).Problems.Single(p => p.Kind == ProblemKinds.DamagedRecord);
+        var damage = StoreInspector.Verify(dir).Problems.Single(p => p.Kind == ProblemKind.DamagedRecord);
         var damagedBytes = File.ReadAllBytes(Path.Combine(dir, damage.File)).AsSpan((int)damage.Offset, (int)damage.Length).ToArray();
         var lostKey = StoreInspector.ReadRecords(Cli.Sample("v1-healthy")).Single(r => r.File == damage.File && r.Offset == damage.Offset).Key;
 
@@ -45,7 +45,7 @@ public class RepairTests
         using var temp = new TempDirectory("repair-torn");
         var dir = Cli.CopySample(temp, "v1-torn-tail");
         var torn = StoreInspector.Verify(dir).Problems.Single();
-        Assert.Equal(ProblemKinds.TornTail, torn.Kind);
+        Assert.Equal(ProblemKind.TornTail, torn.Kind);
         var tail = File.ReadAllBytes(Path.Combine(dir, torn.File))[(int)torn.Offset..];
 
         Assert.Equal(0, Cli.Run("repair", dir).Code);
@@ -60,7 +60,7 @@ public class RepairTests
     {
         using var temp = new TempDirectory("repair-hint");
         var dir = Cli.CopySample(temp, "v1-damaged-hint");
-        var bad = StoreInspector.Verify(dir).Problems.First(p => p.Kind == ProblemKinds.BadHint).File;
+        var bad = StoreInspector.Verify(dir).Problems.First(p => p.Kind == ProblemKind.BadHint).File;
         var damaged = File.ReadAllBytes(Path.Combine(dir, bad));
 
         Assert.Equal(0, Cli.Run("repair", dir).Code);

@@ -1,3 +1,4 @@
+using Bitcask.Analysis;
 using Bitcask.Inspection;
 
 namespace Bitcask.CliTests;

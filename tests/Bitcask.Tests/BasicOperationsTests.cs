@@ -150,7 +150,7 @@ public class BasicOperationsTests
         var stats = store.GetStats();
         Assert.Equal(live, stats.LiveBytes);
         Assert.Equal(live, stats.DeadBytes);
-        Assert.Equal(1, stats.Keys);
+        Assert.Equal(1, stats.LiveKeys);
         Assert.True(stats.Segments.Single().IsActive);
     }
 

@@ -128,8 +128,8 @@ internal static partial class Commands
                 c.Out.WriteLine(JsonSerializer.Serialize(new
                 {
                     report.Directory, healthy = report.Healthy, report.Segments, report.HintFiles, report.Records, report.Tombstones,
-                    report.Batches, report.Keys, report.Bytes,
-                    problems = report.Problems.Select(p => new { file = p.File, offset = p.Offset, kind = p.Kind, message = p.Message, length = p.Length }),
+                    report.Batches, liveKeys = report.LiveKeys, report.Bytes,
+                    problems = report.Problems.Select(p => new { file = p.File, offset = p.Offset, kind = p.Kind.DisplayName(), message = p.Message, length = p.Length }),
                     notes = report.Notes,
                 }, JsonOut.Options));
             else
@@ -145,7 +145,7 @@ internal static partial class Commands
 
     internal static string Summary(VerifyReport r) =>
         $"{r.Segments} segments, {r.HintFiles} hint files, {r.Records} records ({r.Tombstones} tombstones, {r.Batches} batches), " +
-        $"{r.Keys} live keys, {r.Bytes} bytes read: " + (r.Healthy ? "healthy" : $"{r.Problems.Count} problem{(r.Problems.Count == 1 ? "" : "s")}");
+        $"{r.LiveKeys} live keys, {r.Bytes} bytes read: " + (r.Healthy ? "healthy" : $"{r.Problems.Count} problem{(r.Problems.Count == 1 ? "" : "s")}");
 
     // ------------------------------------------------------------------ dump
 
@@ -265,18 +265,17 @@ internal static partial class Commands
             var path = r.GetValue(dir)!;
             using var store = OpenReadOnly(path);
             var s = store.GetStats();
-            var hints = StoreInspector.HintStatus(path);
-            var usable = s.Segments.Count(x => hints.TryGetValue(x.Id, out var why) && why is null);
+            var usable = s.Segments.Count(x => x.HasHintFile);
             if (r.GetValue(json))
             {
                 c.Out.WriteLine(JsonSerializer.Serialize(new
                 {
-                    directory = store.Directory, s.Keys, s.KeydirEntries, s.TotalBytes, s.LiveBytes, s.DeadBytes, s.Fragmentation,
+                    directory = store.Directory, keys = s.LiveKeys, s.KeydirEntries, s.TotalBytes, s.LiveBytes, s.DeadBytes, s.Fragmentation,
                     estimatedKeydirBytes = s.KeydirBytes, hintCoverage = new { segments = s.Segments.Count, usableHints = usable },
                     segments = s.Segments.Select(x => new
                     {
                         x.Id, x.FileName, x.TotalBytes, x.LiveBytes, x.DeadBytes, x.Fragmentation, x.IsCompactionOutput,
-                        hint = hints.TryGetValue(x.Id, out var why) ? why ?? "usable" : "none",
+                        hint = x.HasHintFile ? "usable" : "none",
                     }),
                     recoveryFindings = s.RecoveryFindings.Select(f => new { file = Path.GetFileName(f.Path), f.Offset, f.Problem, f.Action }),
                     openMilliseconds = s.OpenDuration.TotalMilliseconds,
@@ -288,11 +287,11 @@ internal static partial class Commands
             foreach (var col in new[] { "segment", "kind", "bytes", "live", "dead", "fragmentation", "hint" }) table.AddColumn(col);
             foreach (var x in s.Segments)
                 table.AddRow(x.FileName, x.IsCompactionOutput ? "compacted" : "write", Text.Bytes(x.TotalBytes), Text.Bytes(x.LiveBytes),
-                    Text.Bytes(x.DeadBytes), $"{x.Fragmentation:P1}", Markup.Escape(hints.TryGetValue(x.Id, out var why) ? why ?? "usable" : "none"));
+                    Text.Bytes(x.DeadBytes), $"{x.Fragmentation:P1}", x.HasHintFile ? "usable" : "none");
             console.Write(table);
             var totals = new Table().Border(TableBorder.Simple).HideHeaders().AddColumn("what").AddColumn("value");
             totals.AddRow("directory", Markup.Escape(store.Directory));
-            totals.AddRow("live keys", s.Keys.ToString("N0", CultureInfo.InvariantCulture));
+            totals.AddRow("live keys", s.LiveKeys.ToString("N0", CultureInfo.InvariantCulture));
             totals.AddRow("keydir entries (incl. expired)", s.KeydirEntries.ToString("N0", CultureInfo.InvariantCulture));
             totals.AddRow("segments", s.Segments.Count.ToString(CultureInfo.InvariantCulture));
             totals.AddRow("total bytes", Text.Bytes(s.TotalBytes));
@@ -446,7 +445,7 @@ internal static partial class Commands
             foreach (var key in keys.Take(max))
             {
                 if (r.GetValue(keysOnly)) { c.Out.WriteLine(Text.Show(key, 0)); continue; }
-                if (!StoreInspector.TryGetEntry(store, key, out var value, out var expiresAt)) continue;
+                if (!Entries.TryGet(store, key, out var value, out var expiresAt)) continue;
                 c.Out.WriteLine(r.GetValue(json) ? ExportLine(key, value, expiresAt) : $"{Text.Show(key, 0)}\t{Text.Show(value, 0)}");
             }
             return Program.Ok;

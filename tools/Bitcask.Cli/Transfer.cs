@@ -66,7 +66,7 @@ internal static partial class Commands
                 {
                     foreach (var key in keys)
                     {
-                        if (StoreInspector.TryGetEntry(store, key, out var value, out var expiresAt))
+                        if (Entries.TryGet(store, key, out var value, out var expiresAt))
                         {
                             writer.Write(ExportLine(key, value, expiresAt));
                             writer.Write('\n');

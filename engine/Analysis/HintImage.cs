@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Hashing;
 
-namespace Bitcask.Inspection;
+namespace Bitcask.Analysis;
 
 /// <summary>One entry of a hint file (FORMAT.md §4): where the newest record of a key sits in the segment.</summary>
 internal readonly record struct HintImageEntry(byte[] Key, byte Kind, uint Offset, uint Length, ulong Sequence, long ExpiresAt);
