@@ -20,6 +20,9 @@ namespace Bitcask;
 public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 {
     [ThreadStatic] private static WriteRequest? t_request;
+    /// <summary>Buffer for reads that cannot come from a mapping (a record still in the write buffer, a file system without
+    /// mappings). <see cref="Read"/> takes it out of this slot while a record lives in it, so a read started from inside
+    /// <see cref="IBufferWriter{T}.GetSpan"/> (same store or another) gets a buffer of its own and cannot overwrite it.</summary>
     [ThreadStatic] private static byte[]? t_scratch;
 
     private readonly IStorageFileSystem _fs;
@@ -201,9 +204,11 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 Thread.Yield();
                 continue;
             }
+            var scratch = t_scratch;
+            t_scratch = null; // until this read is done with it: a reentrant read must not refill the bytes checked below
             try
             {
-                var record = segment.Read(location.Offset, (int)location.Length, ref t_scratch);
+                var record = segment.Read(location.Offset, (int)location.Length, ref scratch);
                 var problem = CheckRecord(record, key, location);
                 if (problem is not null) throw new CorruptionException(segment.Path, location.Offset, problem);
                 var length = RecordCodec.RawValueLength(record);
@@ -216,6 +221,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             }
             finally
             {
+                t_scratch = scratch;
                 segment.Release();
             }
         }
