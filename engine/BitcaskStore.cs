@@ -237,7 +237,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record)) return "CRC mismatch";
         if (RecordCodec.ReadKind(record) != RecordKind.Put) return "index points at a record that is not a put";
         if (!RecordCodec.Key(record).SequenceEqual(key)) return "index points at a record of another key";
-        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > _options.MaxValueBytes)) return $"value length {raw} exceeds the limit {_options.MaxValueBytes}";
+        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > _limits.MaxValueBytes)) return $"value length {raw} exceeds the limit {_limits.MaxValueBytes}";
         return null;
     }
 
@@ -727,8 +727,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     private void ValidateValue(int length)
     {
-        if (length > _options.MaxValueBytes)
-            throw new ArgumentException($"The value is {length} bytes; the limit is MaxValueBytes = {_options.MaxValueBytes}.", "value");
+        if (length > _limits.MaxValueBytes) // the effective limit, fixed at open (BitcaskOptions.MaxValueBytes may be computed)
+            throw new ArgumentException($"The value is {length} bytes; the limit is MaxValueBytes = {_limits.MaxValueBytes}.", "value");
     }
 
     private GroupCommit WritableCommit()
