@@ -293,11 +293,14 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     /// <summary>Stores <paramref name="value"/> under <paramref name="key"/>; returns when acknowledged per <see cref="BitcaskOptions.Durability"/>.</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => PutCore(key, value, 0);
 
-    /// <summary>Stores a value that expires <paramref name="timeToLive"/> from now (by <see cref="BitcaskOptions.TimeProvider"/>).</summary>
+    /// <summary>Stores a value that expires <paramref name="timeToLive"/> from now (by <see cref="BitcaskOptions.TimeProvider"/>),
+    /// rounded up to whole milliseconds. An expiry landing exactly on the Unix epoch (a clock before 1970) is kept 1 ms
+    /// earlier, because a stored 0 means "never expires".</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, TimeSpan timeToLive) => PutCore(key, value, ExpiryFor(timeToLive));
 
     /// <summary>Stores a value that expires at <paramref name="expiresAt"/> (absolute; by <see cref="BitcaskOptions.TimeProvider"/>),
-    /// e.g. to restore an exported expiry exactly. An expiry that is not in the future throws <see cref="ArgumentOutOfRangeException"/>.</summary>
+    /// e.g. to restore an exported expiry exactly (to the millisecond; exactly the Unix epoch is kept 1 ms earlier, since a
+    /// stored 0 means "never expires"). An expiry that is not in the future throws <see cref="ArgumentOutOfRangeException"/>.</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt) => PutCore(key, value, ValidateExpiry(expiresAt, Now));
 
     /// <summary>UTF-8 convenience for <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>.</summary>
@@ -698,8 +701,12 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var ms = Math.Max(1, (long)Math.Ceiling(timeToLive.TotalMilliseconds));
         if (ms > MaxExpiresAt - now)
             throw new ArgumentOutOfRangeException(nameof(timeToLive), timeToLive, "The time to live reaches past 9999-12-31, the latest expiry a record can hold.");
-        return now + ms;
+        return StorableExpiry(now + ms);
     }
+
+    /// <summary>A record's expiry of 0 means "never expires", so an expiry landing exactly on the Unix epoch
+    /// (1970-01-01T00:00:00Z, only reachable from a clock before it) is stored as -1: 1 ms early, never late.</summary>
+    private static long StorableExpiry(long unixMilliseconds) => unixMilliseconds == 0 ? -1 : unixMilliseconds;
 
     private static readonly long MaxExpiresAt = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
@@ -708,7 +715,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var ms = expiresAt.ToUnixTimeMilliseconds();
         if (ms <= now)
             throw new ArgumentOutOfRangeException(nameof(expiresAt), expiresAt, "The expiry must be in the future (by BitcaskOptions.TimeProvider); use Delete to remove a key now.");
-        return ms;
+        return StorableExpiry(ms);
     }
 
     internal static void ValidateTtl(TimeSpan timeToLive)
