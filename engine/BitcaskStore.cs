@@ -237,7 +237,9 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record)) return "CRC mismatch";
         if (RecordCodec.ReadKind(record) != RecordKind.Put) return "index points at a record that is not a put";
         if (!RecordCodec.Key(record).SequenceEqual(key)) return "index points at a record of another key";
-        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > _limits.MaxValueBytes)) return $"value length {raw} exceeds the limit {_limits.MaxValueBytes}";
+        var raw = RecordCodec.RawValueLength(record);
+        if (raw < 0) return "compressed value has no valid uncompressed length (its 4-byte length prefix is missing or out of range)";
+        if (raw > _limits.MaxValueBytes) return $"value length {raw} exceeds the limit {_limits.MaxValueBytes}";
         return null;
     }
 
