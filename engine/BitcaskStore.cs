@@ -20,6 +20,9 @@ namespace Bitcask;
 public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 {
     [ThreadStatic] private static WriteRequest? t_request;
+    /// <summary>Buffer for reads that cannot come from a mapping (a record still in the write buffer, a file system without
+    /// mappings). <see cref="Read"/> takes it out of this slot while a record lives in it, so a read started from inside
+    /// <see cref="IBufferWriter{T}.GetSpan"/> (same store or another) gets a buffer of its own and cannot overwrite it.</summary>
     [ThreadStatic] private static byte[]? t_scratch;
 
     private readonly IStorageFileSystem _fs;
@@ -34,6 +37,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly TimeSpan _openDuration;
     private readonly ITimer? _syncTimer;
     private readonly int _maxRecordBytes;
+    private readonly int _maxValueBytes; // limits new writes only; reads accept every record the format allows
     private readonly HintWriter? _hintWriter;
     private readonly Compactor? _compactor;
     private readonly SemaphoreSlim _maintenance = new(1, 1);   // one compaction or hint write at a time
@@ -57,6 +61,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         _openDuration = recovery.Elapsed;
         _lock = storeLock;
         _maxRecordBytes = (int)Math.Min(int.MaxValue, options.MaxSegmentBytes - SegmentHeader.FixedSize);
+        _maxValueBytes = options.MaxValueBytes;
         if (!options.ReadOnly)
         {
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
@@ -197,9 +202,11 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 Thread.Yield();
                 continue;
             }
+            var scratch = t_scratch;
+            t_scratch = null; // until this read is done with it: a reentrant read must not refill the bytes checked below
             try
             {
-                var record = segment.Read(location.Offset, (int)location.Length, ref t_scratch);
+                var record = segment.Read(location.Offset, (int)location.Length, ref scratch);
                 var problem = CheckRecord(record, key, location);
                 if (problem is not null) throw new CorruptionException(segment.Path, location.Offset, problem);
                 var length = RecordCodec.RawValueLength(record);
@@ -212,6 +219,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             }
             finally
             {
+                t_scratch = scratch;
                 segment.Release();
             }
         }
@@ -227,7 +235,9 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record)) return "CRC mismatch";
         if (RecordCodec.ReadKind(record) != RecordKind.Put) return "index points at a record that is not a put";
         if (!RecordCodec.Key(record).SequenceEqual(key)) return "index points at a record of another key";
-        if (RecordCodec.RawValueLength(record) is var raw && (raw < 0 || raw > Array.MaxLength)) return $"value length {raw} exceeds the largest array ({Array.MaxLength} bytes)";
+        var raw = RecordCodec.RawValueLength(record);
+        if (raw < 0) return "compressed value has no valid uncompressed length (its 4-byte length prefix is missing or out of range)";
+        if (raw > Array.MaxLength) return $"value length {raw} exceeds the largest array ({Array.MaxLength} bytes)";
         return null;
     }
 
@@ -283,11 +293,14 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     /// <summary>Stores <paramref name="value"/> under <paramref name="key"/>; returns when acknowledged per <see cref="BitcaskOptions.Durability"/>.</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value) => PutCore(key, value, 0);
 
-    /// <summary>Stores a value that expires <paramref name="timeToLive"/> from now (by <see cref="BitcaskOptions.TimeProvider"/>).</summary>
+    /// <summary>Stores a value that expires <paramref name="timeToLive"/> from now (by <see cref="BitcaskOptions.TimeProvider"/>),
+    /// rounded up to whole milliseconds. An expiry landing exactly on the Unix epoch (a clock before 1970) is kept 1 ms
+    /// earlier, because a stored 0 means "never expires".</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, TimeSpan timeToLive) => PutCore(key, value, ExpiryFor(timeToLive));
 
     /// <summary>Stores a value that expires at <paramref name="expiresAt"/> (absolute; by <see cref="BitcaskOptions.TimeProvider"/>),
-    /// e.g. to restore an exported expiry exactly. An expiry that is not in the future throws <see cref="ArgumentOutOfRangeException"/>.</summary>
+    /// e.g. to restore an exported expiry exactly (to the millisecond; exactly the Unix epoch is kept 1 ms earlier, since a
+    /// stored 0 means "never expires"). An expiry that is not in the future throws <see cref="ArgumentOutOfRangeException"/>.</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt) => PutCore(key, value, ValidateExpiry(expiresAt, Now));
 
     /// <summary>UTF-8 convenience for <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>.</summary>
@@ -688,8 +701,12 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var ms = Math.Max(1, (long)Math.Ceiling(timeToLive.TotalMilliseconds));
         if (ms > MaxExpiresAt - now)
             throw new ArgumentOutOfRangeException(nameof(timeToLive), timeToLive, "The time to live reaches past 9999-12-31, the latest expiry a record can hold.");
-        return now + ms;
+        return StorableExpiry(now + ms);
     }
+
+    /// <summary>A record's expiry of 0 means "never expires", so an expiry landing exactly on the Unix epoch
+    /// (1970-01-01T00:00:00Z, only reachable from a clock before it) is stored as -1: 1 ms early, never late.</summary>
+    private static long StorableExpiry(long unixMilliseconds) => unixMilliseconds == 0 ? -1 : unixMilliseconds;
 
     private static readonly long MaxExpiresAt = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
@@ -698,7 +715,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var ms = expiresAt.ToUnixTimeMilliseconds();
         if (ms <= now)
             throw new ArgumentOutOfRangeException(nameof(expiresAt), expiresAt, "The expiry must be in the future (by BitcaskOptions.TimeProvider); use Delete to remove a key now.");
-        return ms;
+        return StorableExpiry(ms);
     }
 
     internal static void ValidateTtl(TimeSpan timeToLive)
@@ -717,8 +734,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     private void ValidateValue(int length)
     {
-        if (length > _options.MaxValueBytes)
-            throw new ArgumentException($"The value is {length} bytes; the limit is MaxValueBytes = {_options.MaxValueBytes}.", "value");
+        if (length > _maxValueBytes) // the effective limit, fixed at open (BitcaskOptions.MaxValueBytes may be computed)
+            throw new ArgumentException($"The value is {length} bytes; the limit is MaxValueBytes = {_maxValueBytes}.", "value");
     }
 
     private GroupCommit WritableCommit()

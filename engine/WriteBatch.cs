@@ -29,7 +29,8 @@ public sealed class WriteBatch
         return this;
     }
 
-    /// <summary>Adds a put that expires <paramref name="timeToLive"/> after the batch is written.</summary>
+    /// <summary>Adds a put that expires <paramref name="timeToLive"/> after the batch is written (an expiry landing exactly on
+    /// the Unix epoch is kept 1 ms earlier, as in <see cref="BitcaskStore.Put(ReadOnlySpan{byte}, ReadOnlySpan{byte}, TimeSpan)"/>).</summary>
     public WriteBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, TimeSpan timeToLive)
     {
         BitcaskStore.ValidateTtl(timeToLive);
@@ -39,7 +40,8 @@ public sealed class WriteBatch
         return this;
     }
 
-    /// <summary>Adds a put that expires at <paramref name="expiresAt"/> (absolute); it must be in the future when the batch is written.</summary>
+    /// <summary>Adds a put that expires at <paramref name="expiresAt"/> (absolute; exactly the Unix epoch is kept 1 ms earlier, as in
+    /// <see cref="BitcaskStore.Put(ReadOnlySpan{byte}, ReadOnlySpan{byte}, DateTimeOffset)"/>); it must be in the future when the batch is written.</summary>
     public WriteBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt)
     {
         var k = Append(key);

@@ -165,13 +165,17 @@ internal static class RecordCodec
         return null;
     }
 
-    /// <summary>Length of the value a reader gets back (after decompression).</summary>
+    /// <summary>Length of the value a reader gets back (after decompression), or -1 when an LZ4 value cannot be decoded
+    /// because it is too short to hold its <see cref="CompressedPrefixSize"/>-byte uncompressed length (or that length passes
+    /// <see cref="int.MaxValue"/>). A CRC-valid record can say so, so callers treat -1 as damage.</summary>
     public static int RawValueLength(ReadOnlySpan<byte> record)
     {
-        var valueLength = (int)ReadValueLength(record);
-        if ((ReadFlags(record) & RecordFlags.Lz4) == 0) return valueLength;
+        var valueLength = ReadValueLength(record);
+        if ((ReadFlags(record) & RecordFlags.Lz4) == 0) return (int)valueLength;
         var start = HeaderSize + (int)ReadKeyLength(record);
-        return (int)BinaryPrimitives.ReadUInt32LittleEndian(record[start..]);
+        if (valueLength < CompressedPrefixSize || record.Length - start < CompressedPrefixSize) return -1;
+        var rawLength = BinaryPrimitives.ReadUInt32LittleEndian(record[start..]);
+        return rawLength > int.MaxValue ? -1 : (int)rawLength;
     }
 
     public static ReadOnlySpan<byte> Key(ReadOnlySpan<byte> record) => record.Slice(HeaderSize, (int)ReadKeyLength(record));
@@ -180,7 +184,8 @@ internal static class RecordCodec
         record.Slice(HeaderSize + (int)ReadKeyLength(record), (int)ReadValueLength(record));
 
     /// <summary>Copies (or decompresses) the value into <paramref name="destination"/>, which holds <see cref="RawValueLength"/> bytes.
-    /// Returns false when the compressed block does not decode to exactly that length.</summary>
+    /// Returns false when the value cannot be decoded: an LZ4 value shorter than its length prefix, or a compressed block
+    /// that does not decode to exactly that length.</summary>
     public static bool TryDecodeValue(ReadOnlySpan<byte> record, Span<byte> destination)
     {
         var stored = StoredValue(record);
@@ -189,6 +194,7 @@ internal static class RecordCodec
             stored.CopyTo(destination);
             return true;
         }
+        if (stored.Length < CompressedPrefixSize) return false;
         var decoded = LZ4Codec.Decode(stored[CompressedPrefixSize..], destination);
         return decoded == destination.Length;
     }

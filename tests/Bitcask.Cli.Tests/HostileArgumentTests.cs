@@ -1,6 +1,6 @@
 namespace Bitcask.CliTests;
 
-/// <summary>RELIABILITY.md §7 item 31: hostile arguments get one clear line and exit code 2, never a stack trace,
+/// <summary>../shared/RELIABILITY.md §7 item 31: hostile arguments get one clear line and exit code 2, never a stack trace,
 /// and never a write outside the chosen target.</summary>
 public class HostileArgumentTests
 {

@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// API bad input, property-based with CsCheck (RELIABILITY.md §7 item 27): keys and values at the limit and one past it,
+/// API bad input, property-based with CsCheck (../shared/RELIABILITY.md §7 item 27): keys and values at the limit and one past it,
 /// empty keys, huge, zero and negative TTLs, batches over a segment, ops after Dispose, Dispose racing writers. A valid op
 /// is applied exactly; a rejected one throws a typed exception naming the limit, leaves every file byte-identical and
 /// does not poison the store; shrinking reports a minimal input (CsCheck prints the seed to replay).

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// CLI hostile arguments (RELIABILITY.md §7 item 31), the cases the CLI's own tests (tests/Bitcask.Cli.Tests,
+/// CLI hostile arguments (../shared/RELIABILITY.md §7 item 31), the cases the CLI's own tests (tests/Bitcask.Cli.Tests,
 /// HostileArgumentTests) do not cover: symlinked store directory and segments, an output path that is a symlink to a
 /// data file, a directory held by a live writer process. Pass: read-only commands change no byte anywhere (hashes before
 /// and after, including symlink targets outside the store), nothing is written outside the output target, exit codes

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Clock jumps with TTLs (RELIABILITY.md §7 item 26): the wall clock (an injected <see cref="FakeTimeProvider"/>) moves
+/// Clock jumps with TTLs (../shared/RELIABILITY.md §7 item 26): the wall clock (an injected <see cref="FakeTimeProvider"/>) moves
 /// back an hour, forward a year and back again, across compactions and restarts. Which version of a key wins is decided
 /// by sequence numbers only; an expiry is an absolute time, so moving the clock back makes a lazily expired key visible
 /// again — unless a compaction removed it while it was expired, after which it stays gone; an older version never

@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Systematic crash points (RELIABILITY.md §7 items 8, 16, 17, 18): run a workload once to count its file operations,
+/// Systematic crash points (../shared/RELIABILITY.md §7 items 8, 16, 17, 18): run a workload once to count its file operations,
 /// then power-cut at every operation, rebuild the surviving disk under each loss model, reopen and check the oracle.
 /// </summary>
 public class CrashPointTests(ITestOutputHelper output)

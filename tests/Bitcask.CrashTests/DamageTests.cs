@@ -6,7 +6,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Damaged bytes on disk (RELIABILITY.md §7 items 1–5, 7): truncations, garbage tails, bit flips, hostile lengths,
+/// Damaged bytes on disk (../shared/RELIABILITY.md §7 items 1–5, 7): truncations, garbage tails, bit flips, hostile lengths,
 /// zeroed and missing segments, unknown versions, debris. Open never crashes, never returns wrong bytes, and reports each
 /// finding with file and offset; only the torn tail of the newest segment is ever cut.
 /// </summary>

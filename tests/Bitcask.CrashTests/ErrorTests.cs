@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// I/O errors (RELIABILITY.md §7 items 19, 21, 22, 23, 24): the failing call throws, nothing acknowledged before is lost,
+/// I/O errors (../shared/RELIABILITY.md §7 items 19, 21, 22, 23, 24): the failing call throws, nothing acknowledged before is lost,
 /// nothing is acknowledged after (the write path is poisoned until reopen), and after the condition clears a reopen finds
 /// every acknowledged write — also when the machine then loses power.
 /// </summary>

@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Hint file faults (RELIABILITY.md §7 item 6): a hint is only a hint, the segment is the truth. A bad hint (flipped bit,
+/// Hint file faults (../shared/RELIABILITY.md §7 item 6): a hint is only a hint, the segment is the truth. A bad hint (flipped bit,
 /// truncated, an entry pointing outside the segment or between records, a hint of another file with the same id) is
 /// ignored, reported with its path, the segment is scanned instead, the keydir equals the one a good hint gives, and a
 /// read-write open rewrites the hint. A hint whose segment is gone: removed when a finished compaction explains the gap,

@@ -8,7 +8,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// Real process crashes (RELIABILITY.md §7 items 9, 10, 25, 33, and the read-only-beside-a-writer check): a child process
+/// Real process crashes (../shared/RELIABILITY.md §7 items 9, 10, 25, 33, and the read-only-beside-a-writer check): a child process
 /// writes from several threads (group commit) and prints every acknowledged op; the test SIGKILLs it at a random moment,
 /// reopens the real directory and checks, per writer thread, that the recovered keys are the state after a prefix of that
 /// thread's ops containing every acknowledged one (Flushed and Synced: a kill loses nothing acknowledged).

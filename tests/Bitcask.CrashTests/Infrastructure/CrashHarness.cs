@@ -56,7 +56,7 @@ internal sealed class WorkloadRun
                 }
                 catch (Exception e) when (continueAfterFailure && e is not SimulatedCrashException && step.Kind == StepKind.Compact)
                 {
-                    // A failed compaction leaves its inputs unchanged; reads and writes go on (RELIABILITY.md §7 item 20).
+                    // A failed compaction leaves its inputs unchanged; reads and writes go on (../shared/RELIABILITY.md §7 item 20).
                     run.CompactionFailures.Add(e);
                     continue;
                 }

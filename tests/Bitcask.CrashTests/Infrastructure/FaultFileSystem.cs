@@ -77,7 +77,7 @@ internal sealed class FaultRule
 }
 
 /// <summary>
-/// In-memory <see cref="IStorageFileSystem"/> for crash tests (RELIABILITY.md §4). It keeps, per file, the current bytes
+/// In-memory <see cref="IStorageFileSystem"/> for crash tests (../shared/RELIABILITY.md §4). It keeps, per file, the current bytes
 /// (what reads see) and the durable bytes (as of its last fsync, plus the list of writes since), and per directory the
 /// durable entries (names as of its last directory fsync). <see cref="Crash"/> builds the disk a power loss leaves.
 /// Every mutating operation is numbered; <see cref="CrashAtOperation"/> makes operation k and every later one throw
