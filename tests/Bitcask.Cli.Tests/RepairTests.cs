@@ -106,6 +106,11 @@ public class RepairTests
         using var temp = new TempDirectory("unsynced");
         using (var store = BitcaskStore.Open(temp.Path, new BitcaskOptions { Durability = Durability.Buffered }))
             for (var i = 0; i < 30; i++) store.Put($"key{i:D2}", $"value {i}");
+        // A crash before the close: no hint file and no closing sync marker, the two proofs that the bytes were durable.
+        foreach (var hint in Directory.GetFiles(temp.Path, "*.hint")) File.Delete(hint);
+        var segment = Directory.GetFiles(temp.Path, "*.seg").Single();
+        var written = File.ReadAllBytes(segment);
+        File.WriteAllBytes(segment, written[..^32]);
         var victim = StoreInspector.ReadRecords(temp.Path).ToList()[10];
         var path = Path.Combine(temp.Path, victim.File);
         var bytes = File.ReadAllBytes(path);

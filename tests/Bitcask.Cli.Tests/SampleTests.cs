@@ -94,7 +94,7 @@ public class SampleTests
         using var temp = new TempDirectory("gen");
         var r = Cli.Run("generate-samples", temp.Path);
         Assert.Equal(0, r.Code);
-        foreach (var sample in new[] { "v1-healthy", "v1-torn-tail", "v1-flipped-bit", "v1-damaged-hint" })
+        foreach (var sample in new[] { "v2-healthy", "v2-torn-tail", "v2-flipped-bit", "v2-damaged-hint", "v2-flipped-after-close" })
         {
             var committed = Directory.GetFiles(Cli.Sample(sample)).Select(Path.GetFileName).Order().ToList();
             var generated = Directory.GetFiles(Path.Combine(temp.Path, sample)).Select(Path.GetFileName).Order().ToList();

@@ -11,8 +11,9 @@ internal static partial class Commands
     {
         var outDir = new Argument<string>("OUTDIR") { Description = "Where to write the sample stores (one subdirectory each, replaced)." };
         var cmd = new Command("generate-samples", Help(
-            "Write the data-samples/ stores (format version 1) with a fixed seed and a frozen clock: v1-healthy, v1-torn-tail, " +
-            "v1-flipped-bit, v1-damaged-hint.", "bitcask generate-samples data-samples"))
+            "Write the data-samples/ stores of the current format version (2) with a fixed seed and a frozen clock: v2-healthy, " +
+            "v2-torn-tail, v2-flipped-bit, v2-damaged-hint, v2-flipped-after-close. (The v1-* samples were written by version 1 " +
+            "builds and are kept as they are.)", "bitcask generate-samples data-samples"))
         { outDir };
         cmd.Hidden = true;
         cmd.SetAction(r => Guard(c, () =>
@@ -27,7 +28,8 @@ internal static partial class Commands
 internal static class Samples
 {
     public static readonly DateTimeOffset Clock = new(2025, 1, 1, 0, 0, 0, TimeSpan.Zero);
-    public const string Healthy = "v1-healthy", TornTail = "v1-torn-tail", FlippedBit = "v1-flipped-bit", DamagedHint = "v1-damaged-hint";
+    public const string Healthy = "v2-healthy", TornTail = "v2-torn-tail", FlippedBit = "v2-flipped-bit", DamagedHint = "v2-damaged-hint",
+        FlippedAfterClose = "v2-flipped-after-close";
 
     public static List<string> Generate(string outDir)
     {
@@ -69,6 +71,16 @@ internal static class Samples
         var hintAt = second + 24 + ((hintBytes[second + 5] & 1) != 0 ? 8 : 0);
         FlipBit(hint, hintAt, 0x01);
         log.Add($"{DamagedHint}: flipped bit 0 of byte {hintAt} of {Path.GetFileName(hint)} (in the key of the entry at offset {second})");
+
+        // Flipped after close: the newest segment was closed cleanly (its closing sync marker proves every byte before it
+        // durable), then lost its hint and had one bit of its last batch's second entry flipped: media damage, not a torn tail.
+        var closed = Fresh(root, FlippedAfterClose);
+        CopyFiles(healthy, closed);
+        var entry = StoreInspector.ReadRecords(closed).Where(x => x.BatchOffset is not null).OrderBy(x => x.Offset).Skip(1).First();
+        File.Delete(Path.Combine(closed, Path.ChangeExtension(entry.File, ".hint")));
+        var entryAt = entry.Offset + 32 + entry.Key.Length;
+        FlipBit(Path.Combine(closed, entry.File), entryAt, 0x10);
+        log.Add($"{FlippedAfterClose}: removed {Path.ChangeExtension(entry.File, ".hint")}, flipped bit 4 of byte {entryAt} (in the batch entry at {entry.File}:{entry.Offset}, batch at {entry.BatchOffset})");
         return log;
     }
 
