@@ -32,7 +32,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly IDisposable? _lock;
     private readonly IReadOnlyList<RecoveryFinding> _findings;
     private readonly TimeSpan _openDuration;
-    private readonly ITimer? _syncTimer;
+    private ITimer? _syncTimer;                                // set by StartBackgroundWork
     private readonly RecordLimits _limits;
     private readonly int _maxRecordBytes;
     private readonly HintWriter? _hintWriter;
@@ -41,7 +41,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly List<Task> _backgroundWork = [];          // guarded by itself
     private readonly CancellationTokenSource _closing = new();
     private readonly SemaphoreSlim _compactionWake = new(0);
-    private readonly Task? _compactionLoop;
+    private Task? _compactionLoop;                             // set by StartBackgroundWork
     private volatile CompactionResult? _lastCompaction;
     private int _compactionRunning;
     private int _disposed;
@@ -66,25 +66,32 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
             _hintWriter = new HintWriter(fs, directory, _limits);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _hintWriter, logger);
-            _writer.SegmentSealed += segment =>
-            {
-                ScheduleHint(segment);
-                if (_options.CompactionEnabled) _compactionWake.Release();
-            };
-            foreach (var segment in recovery.SegmentsWithoutHint) ScheduleHint(segment);
-            if (options.CompactionEnabled)
-                _compactionLoop = Task.Factory.StartNew(CompactionLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            var period = options.Durability switch
-            {
-                Durability.Buffered => options.SyncInterval ?? TimeSpan.FromMilliseconds(100),
-                Durability.Flushed => options.SyncInterval,
-                _ => null,
-            };
-            if (period is { } p)
-            {
-                var kind = options.Durability == Durability.Buffered && options.SyncInterval is null ? WriteRequestKind.Flush : WriteRequestKind.Sync;
-                _syncTimer = TimeProvider.System.CreateTimer(_ => BackgroundSync(kind), null, p, p);
-            }
+        }
+    }
+
+    /// <summary>The open's last step: hint writes for the segments recovery found without one, background compaction and
+    /// the sync timer. Nothing runs before it, so an open that fails earlier leaves nothing behind.</summary>
+    private void StartBackgroundWork(IReadOnlyList<Segment> segmentsWithoutHint)
+    {
+        if (_writer is null) return;
+        _writer.SegmentSealed += segment =>
+        {
+            ScheduleHint(segment);
+            if (_options.CompactionEnabled) _compactionWake.Release();
+        };
+        foreach (var segment in segmentsWithoutHint) ScheduleHint(segment);
+        if (_options.CompactionEnabled)
+            _compactionLoop = Task.Factory.StartNew(CompactionLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        var period = _options.Durability switch
+        {
+            Durability.Buffered => _options.SyncInterval ?? TimeSpan.FromMilliseconds(100),
+            Durability.Flushed => _options.SyncInterval,
+            _ => null,
+        };
+        if (period is { } p)
+        {
+            var kind = _options.Durability == Durability.Buffered && _options.SyncInterval is null ? WriteRequestKind.Flush : WriteRequestKind.Sync;
+            _syncTimer = TimeProvider.System.CreateTimer(_ => BackgroundSync(kind), null, p, p);
         }
     }
 
@@ -135,10 +142,28 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                     recovery = new StoreRecovery(fs, fullPath, options, logger);
                 }
             }
-            var store = new BitcaskStore(fs, fullPath, options, logger, recovery, storeLock);
-            Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
-                recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);
-            return store;
+            BitcaskStore store;
+            try
+            {
+                store = new BitcaskStore(fs, fullPath, options, logger, recovery, storeLock);
+            }
+            catch
+            {
+                recovery.Segments.RetireAll();
+                throw;
+            }
+            try
+            {
+                Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
+                    recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);
+                store.StartBackgroundWork(recovery.SegmentsWithoutHint); // last: nothing may run before the open has succeeded
+                return store;
+            }
+            catch
+            {
+                store.StopAfterFailedOpen();
+                throw;
+            }
         }
         catch
         {
@@ -667,6 +692,22 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         if (finalSyncFailure is not null)
             throw new IOException($"Closing the store at '{Directory}' could not sync its last writes to disk: {finalSyncFailure.Message}. " +
                 "Writes acknowledged in Synced mode, and before the last successful Sync(), are safe; later ones may be lost.", finalSyncFailure);
+    }
+
+    /// <summary>Undoes a half-finished open: stops whatever background work started and closes the segments, without
+    /// writing anything (the caller releases the lock).</summary>
+    private void StopAfterFailedOpen()
+    {
+        Interlocked.Exchange(ref _disposed, 1);
+        _writer?.Close(nameof(BitcaskStore));
+        _syncTimer?.Dispose();
+        _closing.Cancel();
+        _compactionWake.Release();
+        try { _compactionLoop?.Wait(); } catch (AggregateException) { }
+        Task[] pending;
+        lock (_backgroundWork) pending = [.. _backgroundWork];
+        try { Task.WaitAll(pending); } catch (AggregateException) { }
+        _segments.RetireAll();
     }
 
     public ValueTask DisposeAsync()
