@@ -25,9 +25,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     /// <see cref="IBufferWriter{T}.GetSpan"/> (same store or another) gets a buffer of its own and cannot overwrite it.</summary>
     [ThreadStatic] private static byte[]? t_scratch;
 
-    private readonly IStorageFileSystem _fs;
     private readonly BitcaskOptions _options;
-    private readonly ILogger _logger;
     private readonly KeyDir _keyDir;
     private readonly SegmentSet _segments;
     private readonly SegmentWriter? _writer;
@@ -35,26 +33,16 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly IDisposable? _lock;
     private readonly IReadOnlyList<RecoveryFinding> _findings;
     private readonly TimeSpan _openDuration;
-    private readonly ITimer? _syncTimer;
     private readonly int _maxRecordBytes;
     private readonly int _maxValueBytes; // limits new writes only; reads accept every record the format allows
-    private readonly HintWriter? _hintWriter;
     private readonly Compactor? _compactor;
-    private readonly SemaphoreSlim _maintenance = new(1, 1);   // one compaction or hint write at a time
-    private readonly List<Task> _backgroundWork = [];          // guarded by itself
-    private readonly CancellationTokenSource _closing = new();
-    private readonly SemaphoreSlim _compactionWake = new(0);
-    private readonly Task? _compactionLoop;
-    private volatile CompactionResult? _lastCompaction;
-    private int _compactionRunning;
+    private readonly BackgroundWork? _background;              // hint writes, compaction, periodic sync; null when read-only
     private int _disposed;
 
     private BitcaskStore(IStorageFileSystem fs, string directory, BitcaskOptions options, ILogger logger, StoreRecovery recovery, IDisposable? storeLock)
     {
-        _fs = fs;
         Directory = directory;
         _options = options;
-        _logger = logger;
         _keyDir = recovery.KeyDir;
         _segments = recovery.Segments;
         _findings = recovery.Findings;
@@ -67,27 +55,10 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
                 recovery.NextSequence, recovery.NextSegmentId, recovery.LastWriteSegmentId);
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
-            _hintWriter = new HintWriter(fs, directory);
-            _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _hintWriter, logger);
-            _writer.SegmentSealed += segment =>
-            {
-                ScheduleHint(segment);
-                if (_options.CompactionEnabled) _compactionWake.Release();
-            };
-            foreach (var segment in recovery.SegmentsWithoutHint) ScheduleHint(segment);
-            if (options.CompactionEnabled)
-                _compactionLoop = Task.Factory.StartNew(CompactionLoop, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
-            var period = options.Durability switch
-            {
-                Durability.Buffered => options.SyncInterval ?? TimeSpan.FromMilliseconds(100),
-                Durability.Flushed => options.SyncInterval,
-                _ => null,
-            };
-            if (period is { } p)
-            {
-                var kind = options.Durability == Durability.Buffered && options.SyncInterval is null ? WriteRequestKind.Flush : WriteRequestKind.Sync;
-                _syncTimer = TimeProvider.System.CreateTimer(_ => BackgroundSync(kind), null, p, p);
-            }
+            var hints = new HintWriter(fs, directory);
+            _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, hints, logger);
+            _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
+                () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed);
         }
     }
 
@@ -138,10 +109,28 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                     recovery = new StoreRecovery(fs, fullPath, options, logger);
                 }
             }
-            var store = new BitcaskStore(fs, fullPath, options, logger, recovery, storeLock);
-            Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
-                recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);
-            return store;
+            BitcaskStore store;
+            try
+            {
+                store = new BitcaskStore(fs, fullPath, options, logger, recovery, storeLock);
+            }
+            catch
+            {
+                recovery.Segments.RetireAll();
+                throw;
+            }
+            try
+            {
+                Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
+                    recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);
+                store._background?.Start(recovery.SegmentsWithoutHint); // last: nothing may run before the open has succeeded
+                return store;
+            }
+            catch
+            {
+                store.StopAfterFailedOpen();
+                throw;
+            }
         }
         catch
         {
@@ -397,42 +386,10 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     private void EncodeBatch(WriteBatch batch, WriteRequest request)
     {
-        long bound = RecordCodec.HeaderSize;
-        for (var i = 0; i < batch.Ops.Count; i++)
-        {
-            var op = batch.Ops[i];
-            if (op.KeyLength > _options.MaxKeyBytes)
-                throw new ArgumentException($"Batch operation {i}: key is {op.KeyLength} bytes; the limit is MaxKeyBytes = {_options.MaxKeyBytes}.", nameof(batch));
-            if (op.ValueLength > _options.MaxValueBytes)
-                throw new ArgumentException($"Batch operation {i}: value is {op.ValueLength} bytes; the limit is MaxValueBytes = {_options.MaxValueBytes}.", nameof(batch));
-            bound += RecordCodec.MaxEncodedSize(op.KeyLength, op.ValueLength, _options.CompressionThreshold);
-        }
-        if (bound > _maxRecordBytes)
-        {
-            // The exact size only matters near the limit; compression may still bring it under.
-            var exact = RecordCodec.HeaderSize + batch.Ops.Sum(op => (long)RecordCodec.HeaderSize + op.KeyLength + op.ValueLength);
-            if (exact > _maxRecordBytes || _options.CompressionThreshold == 0)
-                throw new ArgumentException($"The batch encodes to about {Math.Min(bound, exact)} bytes; a batch must fit in one segment (the limit is MaxSegmentBytes - {SegmentHeader.FixedSize} = {_maxRecordBytes} bytes). Split it.", nameof(batch));
-        }
-        var now = Now;
-        var span = request.Reserve((int)Math.Min(bound, Array.MaxLength));
-        var position = RecordCodec.HeaderSize;
-        foreach (var op in batch.Ops)
-        {
-            var key = batch.Bytes(op.KeyStart, op.KeyLength);
-            position += op.Kind == WriteBatch.OpKind.Delete
-                ? RecordCodec.Encode(span[position..], RecordKind.Tombstone, key, default, 0, 0)
-                : RecordCodec.Encode(span[position..], RecordKind.Put, key, batch.Bytes(op.ValueStart, op.ValueLength), op.Kind switch
-                {
-                    WriteBatch.OpKind.PutWithTtl => AddTtl(now, op.TimeToLive),
-                    WriteBatch.OpKind.PutWithExpiry => ValidateExpiry(DateTimeOffset.FromUnixTimeMilliseconds(op.ExpiresAt), now),
-                    _ => 0,
-                }, _options.CompressionThreshold);
-        }
-        if (position > _maxRecordBytes)
-            throw new ArgumentException($"The batch encodes to {position} bytes; a batch must fit in one segment (the limit is {_maxRecordBytes} bytes). Split it.", nameof(batch));
-        RecordCodec.WriteHeader(span, RecordKind.Batch, RecordFlags.None, 0, 0, position - RecordCodec.HeaderSize);
-        request.Length = position;
+        var span = request.Reserve(BatchCodec.MaxEncodedSize(batch, _options, _maxRecordBytes));
+        request.Length = BatchCodec.Encode(batch, span, Now, _options.CompressionThreshold, _maxRecordBytes,
+            static (now, timeToLive) => AddTtl(now, timeToLive),
+            static (now, expiresAt) => ValidateExpiry(DateTimeOffset.FromUnixTimeMilliseconds(expiresAt), now));
     }
 
     /// <summary>Returns when everything written before the call is on disk (flushed to the OS and fdatasync'd).</summary>
@@ -442,21 +399,6 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Sync);
         commit.Submit(request);
-    }
-
-    private void BackgroundSync(WriteRequestKind kind)
-    {
-        if (Volatile.Read(ref _disposed) != 0 || _writer?.RefuseReason is not null) return;
-        try
-        {
-            var request = new WriteRequest();
-            request.Reset(kind);
-            _commit!.Submit(request);
-        }
-        catch (Exception)
-        {
-            // Already logged by the write path; the next caller's write reports it.
-        }
     }
 
     // ------------------------------------------------------------------ compaction and hints
@@ -473,121 +415,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     /// <paramref name="choose"/> picks (a partial merge, as background compaction makes).</summary>
     internal CompactionResult Compact(Func<IReadOnlyList<Segment>, IReadOnlyList<Segment>>? choose, CancellationToken ct)
     {
-        var commit = WritableCommit();
-        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
-        try
-        {
-            _maintenance.Wait(linked.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            ThrowIfDisposed();
-            return new CompactionResult { Cancelled = true };
-        }
-        try
-        {
-            ThrowIfDisposed();
-            var seal = new WriteRequest();
-            seal.Reset(WriteRequestKind.Seal);
-            commit.Submit(seal);
-            var sealedSegments = _segments.Snapshot().Where(s => !s.IsActive).ToList();
-            if (choose is not null) return RunCompaction(choose(sealedSegments), linked.Token);
-            var worthIt = sealedSegments.Count > 1 || sealedSegments.Any(s => s.LiveBytes < s.RecordBytes) || _keyDir.HasExpiringEntries;
-            return RunCompaction(worthIt ? sealedSegments : [], linked.Token);
-        }
-        finally
-        {
-            _maintenance.Release();
-        }
-    }
-
-    private CompactionResult RunCompaction(IReadOnlyList<Segment> inputs, CancellationToken ct)
-    {
-        Interlocked.Exchange(ref _compactionRunning, 1);
-        try
-        {
-            var result = _compactor!.Run(inputs, ct);
-            if (result.SegmentsIn > 0 && !result.Cancelled) _lastCompaction = result;
-            return result;
-        }
-        finally
-        {
-            Interlocked.Exchange(ref _compactionRunning, 0);
-        }
-    }
-
-    /// <summary>Background compaction: wakes after each rollover and every <see cref="BitcaskOptions.CompactionCheckInterval"/>.</summary>
-    private void CompactionLoop()
-    {
-        var token = _closing.Token;
-        while (!token.IsCancellationRequested)
-        {
-            try
-            {
-                _compactionWake.Wait(_options.CompactionCheckInterval, token);
-                if (token.IsCancellationRequested || _writer!.RefuseReason is not null) return;
-                var inputs = ChooseBackgroundInputs();
-                if (inputs.Count == 0) continue;
-                if (!_maintenance.Wait(0)) continue; // a manual compaction or a hint write is running; check again later
-                try
-                {
-                    RunCompaction(ChooseBackgroundInputs(), token);
-                }
-                finally
-                {
-                    _maintenance.Release();
-                }
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception)
-            {
-                // Logged by the compactor; the inputs are unchanged and the next check retries.
-                if (token.WaitHandle.WaitOne(_options.CompactionCheckInterval)) return;
-            }
-        }
-    }
-
-    /// <summary>Sealed segments past the fragmentation threshold, or every sealed segment with dead bytes once the store's
-    /// dead bytes pass <see cref="BitcaskOptions.CompactionDeadBytesThreshold"/>. Expired keys count as dead.</summary>
-    private List<Segment> ChooseBackgroundInputs()
-    {
-        var sealedSegments = _segments.Snapshot().Where(s => !s.IsActive).ToList();
-        if (sealedSegments.Count < _options.CompactionMinSegments) return [];
-        var expired = _keyDir.HasExpiringEntries ? _keyDir.ExpiredBytesBySegment(Now) : null;
-        long Dead(Segment s) => Math.Max(0, s.RecordBytes - s.LiveBytes) + (expired is not null && expired.TryGetValue(s.Id, out var e) ? e : 0);
-        var totalDead = sealedSegments.Sum(Dead);
-        if (totalDead >= _options.CompactionDeadBytesThreshold && totalDead > 0)
-            return sealedSegments.Where(s => Dead(s) > 0).ToList();
-        return sealedSegments.Where(s => s.RecordBytes > 0 && Dead(s) >= _options.CompactionFragmentationThreshold * s.RecordBytes && Dead(s) > 0).ToList();
-    }
-
-    /// <summary>Writes a sealed segment's hint file in the background (serialized with compaction).</summary>
-    private void ScheduleHint(Segment segment)
-    {
-        var task = Task.Run(() =>
-        {
-            _maintenance.Wait();
-            try
-            {
-                _hintWriter!.WriteFor(segment);
-            }
-            catch (Exception e)
-            {
-                Log.HintWriteFailed(_logger, segment.Id, e.Message); // only slows the next open: it scans the segment instead
-            }
-            finally
-            {
-                _maintenance.Release();
-            }
-        });
-        lock (_backgroundWork)
-        {
-            _backgroundWork.RemoveAll(t => t.IsCompleted);
-            _backgroundWork.Add(task);
-        }
+        WritableCommit();
+        return _background!.Compact(choose, ct);
     }
 
     // ------------------------------------------------------------------ stats
@@ -631,8 +460,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             OpenDuration = _openDuration,
             ReadOnly = _options.ReadOnly,
             WriteFailure = _writer?.Failure?.Message,
-            CompactionRunning = Volatile.Read(ref _compactionRunning) != 0,
-            LastCompaction = _lastCompaction,
+            CompactionRunning = _background?.CompactionRunning ?? false,
+            LastCompaction = _background?.LastCompaction,
         };
     }
 
@@ -644,10 +473,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
-        _syncTimer?.Dispose();
-        _closing.Cancel();
-        _compactionWake.Release();
-        try { _compactionLoop?.Wait(); } catch (AggregateException) { }
+        _background?.Stop();
         IOException? finalSyncFailure = null;
         if (_writer is not null && _commit is not null)
         {
@@ -667,15 +493,23 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 }
             }
         }
-        Task[] pending;
-        lock (_backgroundWork) pending = [.. _backgroundWork];
-        try { Task.WaitAll(pending); } catch (AggregateException) { }
-        _maintenance.Wait(); // a manual Compact on another thread finishes (it was cancelled) before files close
+        _background?.WaitForPendingWork(); // also the hint write the final seal scheduled
         _segments.RetireAll();
         _lock?.Dispose();
         if (finalSyncFailure is not null)
             throw new IOException($"Closing the store at '{Directory}' could not sync its last writes to disk: {finalSyncFailure.Message}. " +
                 "Writes acknowledged in Synced mode, and before the last successful Sync(), are safe; later ones may be lost.", finalSyncFailure);
+    }
+
+    /// <summary>Undoes a half-finished open: stops whatever background work started and closes the segments, without
+    /// writing anything (the caller releases the lock).</summary>
+    private void StopAfterFailedOpen()
+    {
+        Interlocked.Exchange(ref _disposed, 1);
+        _writer?.Close(nameof(BitcaskStore));
+        _background?.Stop();
+        _background?.WaitForPendingWork();
+        _segments.RetireAll();
     }
 
     public ValueTask DisposeAsync()

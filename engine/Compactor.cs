@@ -23,8 +23,8 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
 
     public CompactionResult Run(IReadOnlyList<Segment> candidates, CancellationToken ct)
     {
-        if (_broken is { } broken)
-            throw new IOException($"Compaction is disabled for this store instance: an earlier run could not undo its partly renamed outputs ({broken.Message}). Reopen the store: open settles the directory.", broken);
+        if (_disabled is { } disabled)
+            throw new IOException($"Compaction is disabled for this store instance: {disabled.Message} Reopen the store: open settles the directory.", disabled);
         var clock = Stopwatch.StartNew();
         var inputs = new List<Segment>();
         var applied = writer.AppliedSequence;
@@ -117,13 +117,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             }
             fs.SyncDirectory(directory); // commit point: every output of the run is durable under its final name
             committed = true;
-            // Hints take their names only after their segments' names are durable: a hint without its segment then always
-            // means a lost segment (or one a later compaction replaced), never an output that did not land.
-            foreach (var o in outputs) fs.Rename(o.HintTempPath, o.HintFinalPath);
-            fs.SyncDirectory(directory); // the outputs' hint names are durable
-            StepHook?.Invoke("renamed");
-
-            var opened = outputs.Select(o => o.OpenSealed(fs)).ToList();
+            // From here the next open takes the outputs in place of the inputs, whatever happens next. So each later step
+            // either completes (retried when it fails), or is left for open to finish (a hint, a delete, a directory
+            // fsync), or disables compaction until reopen: outputs on disk but outside the segment set would let a later
+            // run drop a tombstone whose older put they hold, and the next open would bring the deleted key back.
+            RenameHints(outputs);
+            var opened = OpenOutputs(outputs);
             segments.Replace([], opened);
             foreach (var r in relocations)
             {
@@ -136,13 +135,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             segments.Replace(inputs, []);
             StepHook?.Invoke("switched");
 
-            foreach (var s in inputs)
-            {
-                fs.Delete(s.Path);
-                var hint = Path.Combine(directory, StoreFiles.HintName(s.Id));
-                if (fs.FileExists(hint)) fs.Delete(hint);
-            }
-            fs.SyncDirectory(directory); // the inputs' removal is durable before the next compaction can replace these outputs
+            DeleteInputs(inputs);
             StepHook?.Invoke("deleted");
 
             var result = new CompactionResult
@@ -169,6 +162,15 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             Log.CompactionFailed(logger, e, e.Message);
             throw;
         }
+        catch (Exception e)
+        {
+            // Committed but not installed (an output could not be opened, or the keydir switch failed): the segment set
+            // does not describe the directory any more, so no further run may decide what is safe to drop.
+            _disabled = new IOException($"an earlier run committed its outputs but could not install them ({e.Message}).", e);
+            Log.CompactionFailed(logger, e, "the run committed its outputs but could not install them; compaction is disabled until the store is reopened, reads and writes go on");
+            throw new IOException($"Compaction committed its outputs but could not install them: {e.Message}. Reads and writes go on; " +
+                "compaction is disabled until the store is reopened (open takes the outputs in place of the inputs).", e);
+        }
         finally
         {
             foreach (var o in outputs) o.CloseFile();
@@ -176,7 +178,11 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         }
     }
 
-    private Exception? _broken;
+    /// <summary>Set when a run left the directory in a state only a reopen settles; every later run refuses (with it as the reason).</summary>
+    private volatile Exception? _disabled;
+
+    /// <summary>Non-null once compaction is disabled until the store is reopened; the exception says why.</summary>
+    public Exception? DisabledReason => _disabled;
 
     /// <summary>
     /// The commit failed after some outputs took their final names (which <see cref="Output.Abandon"/> removed again). The
@@ -193,8 +199,109 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
         }
         catch (IOException e)
         {
-            _broken = e;
+            _disabled = new IOException($"an earlier run could not undo its partly renamed outputs ({e.Message}).", e);
             Log.CompactionFailed(logger, cause, "outputs of a failed run could not be removed durably; compaction is disabled until the store is reopened");
+        }
+    }
+
+    // ------------------------------------------------------------------ after the commit point
+
+    /// <summary>Attempts per step after the commit point: EMFILE, an mmap limit or a transient EIO may clear.</summary>
+    private const int AttemptsAfterCommit = 3;
+
+    /// <summary>Runs an idempotent step after the commit point, retrying I/O errors; rethrows the last one.</summary>
+    private static T Retry<T>(Func<T> step)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return step();
+            }
+            catch (IOException) when (attempt < AttemptsAfterCommit)
+            {
+                Thread.Sleep(attempt); // a moment for another thread to close a file or unmap
+            }
+        }
+    }
+
+    /// <summary>The hints take their final names, then the directory is fsynced. A hint that cannot be renamed is dropped
+    /// (its output then counts as having none, and the next open scans it and writes one); a failed fsync is not retried
+    /// (after a failed fsync a retry can report success for changes it did not write) and costs at most that scan.</summary>
+    private void RenameHints(List<Output> outputs)
+    {
+        foreach (var o in outputs)
+        {
+            try
+            {
+                Retry(() =>
+                {
+                    if (fs.FileExists(o.HintTempPath) || !fs.FileExists(o.HintFinalPath)) fs.Rename(o.HintTempPath, o.HintFinalPath);
+                    return true;
+                });
+            }
+            catch (IOException e)
+            {
+                o.HintDropped = true;
+                Log.CompactionStepLeftToOpen(logger, $"renaming the hint of output {o.Id}", e.Message);
+                try { if (fs.FileExists(o.HintTempPath)) fs.Delete(o.HintTempPath); } catch (IOException) { } // else open removes it
+            }
+        }
+        try
+        {
+            fs.SyncDirectory(directory); // the outputs' hint names are durable
+        }
+        catch (IOException e)
+        {
+            Log.CompactionStepLeftToOpen(logger, "the directory fsync after renaming the hints", e.Message);
+        }
+        StepHook?.Invoke("renamed");
+    }
+
+    /// <summary>Opens (and maps) every output, retrying; when one cannot be opened, closes the others and throws.</summary>
+    private List<Segment> OpenOutputs(List<Output> outputs)
+    {
+        var opened = new List<Segment>(outputs.Count);
+        try
+        {
+            foreach (var o in outputs) opened.Add(Retry(() => o.OpenSealed(fs)));
+            return opened;
+        }
+        catch
+        {
+            foreach (var s in opened) s.Retire();
+            throw;
+        }
+    }
+
+    /// <summary>Deletes the inputs and their hints, then fsyncs the directory. What cannot be deleted stays for the next open,
+    /// which deletes every segment a finished run supersedes (FORMAT.md §5) — and so does every later run's output, whose
+    /// header carries these inputs' ids in its superseded ranges.</summary>
+    private void DeleteInputs(List<Segment> inputs)
+    {
+        foreach (var s in inputs)
+            foreach (var path in new[] { s.Path, Path.Combine(directory, StoreFiles.HintName(s.Id)) })
+            {
+                try
+                {
+                    Retry(() =>
+                    {
+                        if (fs.FileExists(path)) fs.Delete(path);
+                        return true;
+                    });
+                }
+                catch (IOException e)
+                {
+                    Log.CompactionStepLeftToOpen(logger, $"deleting {Path.GetFileName(path)}", e.Message);
+                }
+            }
+        try
+        {
+            fs.SyncDirectory(directory); // not needed for safety (see above); makes the space reclaim durable
+        }
+        catch (IOException e)
+        {
+            Log.CompactionStepLeftToOpen(logger, "the directory fsync after deleting the inputs", e.Message);
         }
     }
 
@@ -356,12 +463,24 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             _hints.WriteTemp(HintTempPath, _hint.WrittenSpan);
         }
 
+        /// <summary>Set when the hint could not take its final name: the output has no hint file.</summary>
+        public bool HintDropped { get; set; }
+
         public Segment OpenSealed(IStorageFileSystem fs)
         {
             CloseFile();
             var file = fs.OpenFile(FinalPath, StorageOpenMode.ReadOnly);
-            var segment = Segment.Open(Header, file, _written, file.Map(_written));
-            segment.HasHint = true;
+            Segment segment;
+            try
+            {
+                segment = Segment.Open(Header, file, _written, file.Map(_written));
+            }
+            catch
+            {
+                file.Dispose();
+                throw;
+            }
+            segment.HasHint = !HintDropped;
             segment.MinSequence = _minSequence == ulong.MaxValue ? 0 : _minSequence;
             segment.MaxSequence = _maxSequence;
             return segment;

@@ -36,4 +36,7 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 10, Level = LogLevel.Warning, Message = "Could not write hint file for segment {SegmentId}: {Reason}")]
     public static partial void HintWriteFailed(ILogger logger, uint segmentId, string reason);
+
+    [LoggerMessage(EventId = 11, Level = LogLevel.Warning, Message = "Compaction committed, but {Step} failed; the next open finishes it: {Reason}")]
+    public static partial void CompactionStepLeftToOpen(ILogger logger, string step, string reason);
 }

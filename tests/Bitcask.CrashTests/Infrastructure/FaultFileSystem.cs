@@ -107,6 +107,11 @@ internal sealed class FaultFileSystem : IStorageFileSystem
     public List<FaultRule> Faults { get; } = [];
     /// <summary>Reads of a file whose path and offset match fail with EIO.</summary>
     public Func<string, long, bool>? ReadFault { get; set; }
+    /// <summary>Opening an existing file whose path matches fails with EMFILE (HResult 24, too many open files).</summary>
+    public Func<string, bool>? OpenFault { get; set; }
+    /// <summary>Mapping a file whose path matches fails with ENOMEM (HResult 12, as mmap past vm.max_map_count does).
+    /// Mappings that do not fail are still null: the engine reads through <see cref="IStorageFile.Read"/>.</summary>
+    public Func<string, bool>? MapFault { get; set; }
     /// <summary>How <see cref="Crash"/> treats directory changes not yet made durable by a directory fsync.</summary>
     public DirectoryLoss DirectoryLoss { get; set; } = DirectoryLoss.RevertAll;
     public bool HasCrashed { get { lock (_gate) return _crashed; } }
@@ -157,6 +162,7 @@ internal sealed class FaultFileSystem : IStorageFileSystem
                 return new FaultFile(this, path, node, writable: true);
             }
             if (!_files.TryGetValue(path, out var existing)) throw new FileNotFoundException($"Could not find file '{path}'.", path);
+            if (OpenFault?.Invoke(path) == true) throw new IOException($"Too many open files : '{path}' (injected)", 24);
             return new FaultFile(this, path, existing, writable: mode == StorageOpenMode.ReadWrite);
         }
     }
@@ -571,7 +577,11 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             if (!writable) throw new UnauthorizedAccessException($"'{Path}' is open read-only.");
             fs.FileTruncate(node, Path, length);
         }
-        public FileMapping? Map(long capacity) => null;
+        public FileMapping? Map(long capacity)
+        {
+            if (fs.MapFault?.Invoke(Path) == true) throw new IOException($"mmap of '{Path}' failed: Cannot allocate memory (injected)", 12);
+            return null;
+        }
         public void Dispose() { }
     }
 }
