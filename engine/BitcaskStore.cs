@@ -481,7 +481,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             if (_writer.Failure is null)
             {
                 var request = new WriteRequest();
-                request.Reset(WriteRequestKind.Seal);
+                request.Reset(WriteRequestKind.Close);
                 try
                 {
                     _commit.Submit(request, evenIfRefused: true);

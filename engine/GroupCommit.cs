@@ -8,10 +8,12 @@ internal enum WriteRequestKind : byte
     Record,
     /// <summary>Hand buffered bytes to the OS.</summary>
     Flush,
-    /// <summary>Hand buffered bytes to the OS and fdatasync.</summary>
+    /// <summary>Hand buffered bytes to the OS and fdatasync, then write and fdatasync a sync marker (explicit and periodic syncs).</summary>
     Sync,
-    /// <summary>Sync, then seal the active segment; the next write starts a new one (compaction, store close).</summary>
+    /// <summary>Sync, then seal the active segment; the next write starts a new one (before a compaction).</summary>
     Seal,
+    /// <summary>Sync with a sync marker, then seal the active segment (store close).</summary>
+    Close,
 }
 
 /// <summary>One caller's write waiting in the group-commit queue. Reused per thread for synchronous calls.</summary>

@@ -84,6 +84,9 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                         flush = true;
                         continue;
                     case WriteRequestKind.Seal:
+                        seal = sync = flush = true;
+                        continue;
+                    case WriteRequestKind.Close:
                         seal = sync = flush = mark = true;
                         continue;
                 }

@@ -75,7 +75,9 @@ internal sealed class WorkloadRun
         }
         finally
         {
-            try { store?.Dispose(); } catch (Exception) { /* the crashed process never closes cleanly */ }
+            try { store?.Dispose(); }
+            catch (Exception) when (!fs.HasCrashed) { run.Failures++; } // a failed close (its sync or sync marker) is reported to the caller
+            catch (Exception) { /* the crashed process never closes cleanly */ }
             if (store is not null && run.StoppedBy is null && !fs.HasCrashed && !fs.Faults.Any(f => f.Fired > 0)) oracle.AllAcknowledgedDurable();
         }
         return run;
