@@ -151,6 +151,16 @@ public class CrashPointTests(ITestOutputHelper output)
                     return $"the engine finds {f} but verify does not: {report}";
             tornTails += report.Problems.Count(p => p.Kind == "torn tail");
             problemImages += report.Code == 1 ? 1 : 0;
+            // And a read-write open of a copy does exactly what verify's findings say it will.
+            var copy = VerifyCli.Materialize(disk);
+            try
+            {
+                if (Agreement.Check(copy, options) is { } disagreement) return "verify and a read-write open disagree: " + disagreement;
+            }
+            finally
+            {
+                Directory.Delete(copy, recursive: true);
+            }
             var damage = report.Problems.Where(p => p.Kind is "damaged record" or "bad segment header" or "missing segment" or "unsupported version").ToList();
             return damage.Count == 0 ? null : $"verify calls a crash image damaged: {string.Join(" | ", damage)}";
         }, disk =>
