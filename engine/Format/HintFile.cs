@@ -116,6 +116,8 @@ internal static class HintFile
         if (BinaryPrimitives.ReadUInt32LittleEndian(header) != HeaderMagic) return "hint header has a wrong magic number";
         if (BinaryPrimitives.ReadUInt32LittleEndian(header[28..]) != Crc32.HashToUInt32(header[..28])) return "hint header CRC mismatch";
         if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) != Version) return $"hint format version {BinaryPrimitives.ReadUInt16LittleEndian(header[4..])} is not supported";
+        if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0)
+            return "hint header reserved bytes are not zero";
         if (BinaryPrimitives.ReadUInt32LittleEndian(header[8..]) != segmentId) return "hint names another segment";
         var covered = BinaryPrimitives.ReadUInt64LittleEndian(header[16..]);
         if (covered != (ulong)segmentLength) return $"hint describes {covered} bytes of segment data but the segment has {segmentLength} (stale hint)";
@@ -124,6 +126,7 @@ internal static class HintFile
         var trailer = hint[^TrailerSize..];
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer) != TrailerMagic) return "hint trailer missing (truncated hint file)";
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[20..]) != Crc32.HashToUInt32(trailer[..20])) return "hint trailer CRC mismatch";
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[4..]) != 0) return "hint trailer reserved bytes are not zero";
         var body = hint[..^TrailerSize];
         if (BinaryPrimitives.ReadUInt32LittleEndian(trailer[16..]) != Crc32.HashToUInt32(body)) return "hint file CRC mismatch";
         var expected = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);

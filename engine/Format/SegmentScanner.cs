@@ -4,8 +4,11 @@ using System.Buffers.Binary;
 namespace Bitcask.Format;
 
 /// <summary>
-/// Walks the records of a segment's bytes in file order, validating each (lengths against the limits before anything
-/// else, then the CRC, and for a batch every nested record). Stops at the first invalid record and says why.
+/// Walks the records of a segment's bytes in file order, validating each (lengths against the format's limits before
+/// anything else, then the CRC, and for a batch every nested record). Stops at the first invalid record and says why.
+/// It judges nothing: what an invalid record means (torn tail, damage, a salvageable batch) is decided in one place,
+/// <see cref="Bitcask.Analysis.SegmentLayout"/>. Used as is only where every record must be valid (hint building,
+/// compaction inputs).
 /// </summary>
 internal ref struct SegmentScanner
 {
@@ -49,55 +52,6 @@ internal ref struct SegmentScanner
         record = candidate;
         Position += check.Length;
         return true;
-    }
-
-    /// <summary>Moves past a damaged region: to the next offset after <paramref name="bad"/> where a whole valid record
-    /// starts, or to the end. Returns that offset, or -1 when nothing valid follows.</summary>
-    public int SkipTo(int bad)
-    {
-        var next = FindNextValidAfter(_data, bad, _limits);
-        Position = next < 0 ? _data.Length : next;
-        return next;
-    }
-
-    /// <summary>
-    /// The first whole valid record after the invalid record at <paramref name="bad"/>, or -1 when there is none (a torn
-    /// tail). The entries nested in a batch are valid records themselves, so when the bad record is a batch whose entries
-    /// run on intact up to the damage (a batch torn by a crash), the search starts where that chain breaks: a torn batch
-    /// at the end of a file is a torn tail, not damage followed by valid data.
-    /// </summary>
-    public static int FindNextValidAfter(ReadOnlySpan<byte> data, int bad, RecordLimits limits)
-    {
-        var from = bad + 1;
-        if (bad + RecordCodec.HeaderSize <= data.Length && (RecordKind)data[bad + 4] == RecordKind.Batch)
-        {
-            var p = bad + RecordCodec.HeaderSize;
-            while (p < data.Length)
-            {
-                var rest = data[p..];
-                var check = RecordCodec.CheckHeader(rest, rest.Length, limits, nested: true);
-                if (!check.IsValid || RecordCodec.CheckBody(rest[..check.Length], limits) is not null) break;
-                p += check.Length;
-            }
-            if (p > bad + RecordCodec.HeaderSize) from = p;
-        }
-        return FindNextValid(data, from, limits);
-    }
-
-    /// <summary>The first offset at or after <paramref name="from"/> where a whole valid record starts, or -1.
-    /// Used to tell a torn tail (nothing valid after the first bad byte) from damage in the middle of a file.</summary>
-    public static int FindNextValid(ReadOnlySpan<byte> data, int from, RecordLimits limits)
-    {
-        for (var p = from; p + RecordCodec.HeaderSize <= data.Length; p++)
-        {
-            var kind = data[p + 4];
-            if (kind is < 1 or > 3 || (data[p + 5] & ~(int)RecordFlags.Known) != 0) continue; // cheap rejects first
-            var rest = data[p..];
-            var check = RecordCodec.CheckHeader(rest, rest.Length, limits);
-            if (!check.IsValid) continue;
-            if (RecordCodec.CheckBody(rest[..check.Length], limits) is null) return p;
-        }
-        return -1;
     }
 }
 
