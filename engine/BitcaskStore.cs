@@ -17,7 +17,7 @@ namespace Bitcask;
 /// <para>One process at a time may open a directory for writing (an exclusive lock on its LOCK file, released when the
 /// process dies); any number may open it with <see cref="BitcaskOptions.ReadOnly"/>.</para>
 /// </summary>
-public sealed class BitcaskStore : IDisposable, IAsyncDisposable
+public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
 {
     [ThreadStatic] private static WriteRequest? t_request;
     /// <summary>Buffer for reads that cannot come from a mapping (a record still in the write buffer, a file system without
@@ -35,6 +35,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly TimeSpan _openDuration;
     private readonly int _maxRecordBytes;
     private readonly int _maxValueBytes; // limits new writes only; reads accept every record the format allows
+    private readonly ulong _openedAtRevision;
     private readonly Compactor? _compactor;
     private readonly BackgroundWork? _background;              // hint writes, compaction, periodic sync; null when read-only
     private int _disposed;
@@ -50,6 +51,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
         _lock = storeLock;
         _maxRecordBytes = (int)Math.Min(int.MaxValue, options.MaxSegmentBytes - SegmentHeader.FixedSize);
         _maxValueBytes = options.MaxValueBytes;
+        _openedAtRevision = recovery.NextSequence - 1;
         if (!options.ReadOnly)
         {
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
@@ -177,7 +179,17 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
 
     private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, out long recordExpiresAt)
     {
-        recordExpiresAt = 0;
+        var found = Read(key, ref result, destination, decode: true, out var meta);
+        recordExpiresAt = meta.ExpiresAt;
+        return found;
+    }
+
+    /// <summary>The read path: keydir → segment → CRC and key check → decode (when <paramref name="decode"/>). The value goes
+    /// to <paramref name="destination"/> (or a new array in <paramref name="result"/>); <paramref name="meta"/> comes from
+    /// the same record.</summary>
+    private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, bool decode, out RecordMeta meta)
+    {
+        meta = default;
         ThrowIfDisposed();
         for (var attempt = 0; ; attempt++)
         {
@@ -199,11 +211,13 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
                 var problem = CheckRecord(record, key, location);
                 if (problem is not null) throw new CorruptionException(segment.Path, location.Offset, problem);
                 var length = RecordCodec.RawValueLength(record);
+                meta = new RecordMeta(RecordCodec.ReadSequence(record), RecordCodec.ReadCreateRevision(record), RecordCodec.ReadExpiresAt(record),
+                    RecordCodec.ReadLeaseId(record), length);
+                if (!decode) return true;
                 var target = destination is null ? (result = new byte[length]) : destination.GetSpan(length)[..length];
                 if (!RecordCodec.TryDecodeValue(record, target))
                     throw new CorruptionException(segment.Path, location.Offset, "compressed value does not decode to its recorded length");
                 destination?.Advance(length);
-                recordExpiresAt = RecordCodec.ReadExpiresAt(record);
                 return true;
             }
             finally
@@ -218,7 +232,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private string? CheckRecord(ReadOnlySpan<byte> record, ReadOnlySpan<byte> key, KeyLocation location)
     {
         if (record.Length != location.Length) return $"record of {location.Length} bytes is cut short ({record.Length} bytes readable)";
-        var check = RecordCodec.CheckHeader(record, record.Length, RecordLimits.V1, nested: true); // the format's limits, not this open's
+        var check = RecordCodec.CheckHeader(record, record.Length, RecordLimits.V2, nested: true); // the format's limits, not this open's
         if (!check.IsValid) return check.Error;
         if (check.Length != record.Length) return "record length does not match the index";
         if (System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record)) return "CRC mismatch";
@@ -303,13 +317,21 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     private void PutCore(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt)
     {
         var commit = WritableCommit();
+        var request = t_request ??= new WriteRequest();
+        EncodePut(request, key, value, expiresAt, leaseId: 0);
+        commit.Submit(request);
+    }
+
+    /// <summary>Validates and encodes one put (with its create-revision slot, and its lease) into a reset request.</summary>
+    private void EncodePut(WriteRequest request, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt, long leaseId)
+    {
         ValidateKey(key);
         ValidateValue(value.Length);
-        var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.MaxEncodedSize(key.Length, value.Length, _options.CompressionThreshold));
-        request.Length = RecordCodec.Encode(span, RecordKind.Put, key, value, expiresAt, _options.CompressionThreshold);
-        commit.Submit(request);
+        request.Length = RecordCodec.Encode(span, RecordKind.Put, key, value, expiresAt, _options.CompressionThreshold,
+            leaseId != 0 ? RecordFlags.CreateRevision | RecordFlags.Lease : RecordFlags.CreateRevision, leaseId);
+        if (leaseId != 0) request.AddCondition(Leases.KeyOf(leaseId, stackalloc byte[Leases.KeyLength]), WriteCondition.Exists);
     }
 
     /// <summary>Removes <paramref name="key"/>. Returns true when a live key was removed.</summary>
@@ -317,6 +339,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     {
         var commit = WritableCommit();
         if (key.Length > ushort.MaxValue) return false; // no record can hold such a key (MaxKeyBytes bounds new puts only)
+        Leases.ThrowIfReserved(key, nameof(key));
         // Nothing to remove: no tombstone needed (no older value of this key is indexed).
         if (!_keyDir.TryGet(key, out _, out _)) return false;
         var request = t_request ??= new WriteRequest();
@@ -338,12 +361,19 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     public void Write(WriteBatch batch)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        ThrowIfConditional(batch);
         var commit = WritableCommit();
         if (batch.Count == 0) return;
         var request = t_request ??= new WriteRequest();
-        request.Reset(WriteRequestKind.Record);
-        EncodeBatch(batch, request);
+        var firstLease = EncodeConditionalBatch(batch, request, durability: null);
         commit.Submit(request);
+        BatchOutcome(request, batch, firstLease);
+    }
+
+    private static void ThrowIfConditional(WriteBatch batch)
+    {
+        if (batch.ConditionCount > 0)
+            throw new ArgumentException("The batch has conditions: write it with TryWrite, which reports whether they held.", nameof(batch));
     }
 
     /// <summary>Asynchronous <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>. In <see cref="Durability.Synced"/> mode the
@@ -357,12 +387,8 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             return ValueTask.CompletedTask;
         }
         var commit = WritableCommit();
-        ValidateKey(key.Span);
-        ValidateValue(value.Length);
         var request = new WriteRequest();
-        request.Reset(WriteRequestKind.Record);
-        var span = request.Reserve(RecordCodec.MaxEncodedSize(key.Length, value.Length, _options.CompressionThreshold));
-        request.Length = RecordCodec.Encode(span, RecordKind.Put, key.Span, value.Span, 0, _options.CompressionThreshold);
+        EncodePut(request, key.Span, value.Span, 0, leaseId: 0);
         return commit.SubmitAsync(request);
     }
 
@@ -376,12 +402,18 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
             Write(batch);
             return ValueTask.CompletedTask;
         }
+        ThrowIfConditional(batch);
         var commit = WritableCommit();
         if (batch.Count == 0) return ValueTask.CompletedTask;
         var request = new WriteRequest();
-        request.Reset(WriteRequestKind.Record);
-        EncodeBatch(batch, request);
-        return commit.SubmitAsync(request);
+        var firstLease = EncodeConditionalBatch(batch, request, durability: null);
+        return Finish(commit.SubmitAsync(request), request, batch, firstLease);
+
+        static async ValueTask Finish(ValueTask submitted, WriteRequest request, WriteBatch batch, int firstLease)
+        {
+            await submitted.ConfigureAwait(false);
+            BatchOutcome(request, batch, firstLease);
+        }
     }
 
     private void EncodeBatch(WriteBatch batch, WriteRequest request)
@@ -564,6 +596,7 @@ public sealed class BitcaskStore : IDisposable, IAsyncDisposable
     {
         if (key.Length > _options.MaxKeyBytes)
             throw new ArgumentException($"The key is {key.Length} bytes; the limit is MaxKeyBytes = {_options.MaxKeyBytes}.", nameof(key));
+        Leases.ThrowIfReserved(key, nameof(key));
     }
 
     private void ValidateValue(int length)

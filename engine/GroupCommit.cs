@@ -16,6 +16,14 @@ internal enum WriteRequestKind : byte
     Close,
 }
 
+/// <summary>A condition of a conditional write: the key at <see cref="KeyStart"/> in the request's condition keys must
+/// have version <see cref="Expected"/> (&gt; 0), or be absent (<see cref="Absent"/>) or present (<see cref="Exists"/>).</summary>
+internal readonly record struct WriteCondition(int KeyStart, int KeyLength, long Expected)
+{
+    public const long Absent = 0;
+    public const long Exists = -1;
+}
+
 /// <summary>One caller's write waiting in the group-commit queue. Reused per thread for synchronous calls.</summary>
 internal sealed class WriteRequest
 {
@@ -34,6 +42,35 @@ internal sealed class WriteRequest
     /// <summary>For async callers: completed with true when the caller must lead, false when done.</summary>
     public TaskCompletionSource<bool>? Async;
 
+    /// <summary>A per-call override of the store's durability mode for this write; null = the store's mode.</summary>
+    public Durability? DurabilityOverride;
+    /// <summary>Conditions the leader checks against the newest state before appending the record (etcd's Txn compare):
+    /// <see cref="Conditions"/>[i] names a key in <see cref="ConditionKeys"/> and the version it must have.</summary>
+    public int ConditionCount;
+    public WriteCondition[] Conditions = [];
+    public byte[] ConditionKeys = [];
+    private int _conditionKeysUsed;
+    /// <summary>Set by the leader: the index of the first condition that did not hold (nothing was written), or -1.</summary>
+    public int FailedCondition;
+    /// <summary>Set by the leader: a problem with this request alone (a damaged record met while checking a condition);
+    /// nothing was written and the store goes on.</summary>
+    public Exception? RequestError;
+    /// <summary>Set by the leader: the sequence of the last entry written for this request (its revision).</summary>
+    public ulong Sequence;
+
+    /// <summary>Adds a condition: the key's version must be <paramref name="expected"/> (&gt; 0), the key must be absent
+    /// (<see cref="WriteCondition.Absent"/>) or present (<see cref="WriteCondition.Exists"/>).</summary>
+    public void AddCondition(ReadOnlySpan<byte> key, long expected)
+    {
+        if (ConditionCount == Conditions.Length) Array.Resize(ref Conditions, Math.Max(4, Conditions.Length * 2));
+        if (_conditionKeysUsed + key.Length > ConditionKeys.Length) Array.Resize(ref ConditionKeys, Math.Max(64, Math.Max(_conditionKeysUsed + key.Length, ConditionKeys.Length * 2)));
+        key.CopyTo(ConditionKeys.AsSpan(_conditionKeysUsed));
+        Conditions[ConditionCount++] = new WriteCondition(_conditionKeysUsed, key.Length, expected);
+        _conditionKeysUsed += key.Length;
+    }
+
+    public ReadOnlySpan<byte> ConditionKey(int i) => ConditionKeys.AsSpan(Conditions[i].KeyStart, Conditions[i].KeyLength);
+
     public Span<byte> Reserve(int length)
     {
         if (Buffer.Length < length) Buffer = new byte[Math.Max(length, Buffer.Length * 2)];
@@ -50,6 +87,12 @@ internal sealed class WriteRequest
         Done = false;
         Error = null;
         Async = null;
+        DurabilityOverride = null;
+        ConditionCount = 0;
+        _conditionKeysUsed = 0;
+        FailedCondition = -1;
+        RequestError = null;
+        Sequence = 0;
         if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update
     }
 }

@@ -65,8 +65,8 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
 
     public void Commit(List<WriteRequest> group)
     {
-        var sync = _options.Durability == Durability.Synced;
-        var flush = _options.Durability != Durability.Buffered;
+        var sync = false;
+        var flush = false;
         if (_failure is { } failed) throw new IOException(failed.Message, failed);
         var seal = false;
         var mark = false;
@@ -90,9 +90,13 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                         seal = sync = flush = mark = true;
                         continue;
                 }
+                if (r.ConditionCount > 0 && !ConditionsHold(r, now)) continue; // nothing written; the caller learns which failed
+                var durability = r.DurabilityOverride ?? _options.Durability;
+                sync |= durability == Durability.Synced;
+                flush |= durability != Durability.Buffered;
                 var record = r.Buffer.AsSpan(0, r.Length);
                 var segment = SegmentWithRoomFor(r.Length);
-                StampSequences(record, (uint)segment.DurableLength);
+                StampSequences(r, (uint)segment.DurableLength, now);
                 r.Target = segment;
                 r.Offset = segment.Append(record);
                 if (segment.MinSequence == 0) segment.MinSequence = RecordCodec.ReadSequence(record);
@@ -107,7 +111,8 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             }
             // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
             foreach (var r in group)
-                if (r.Kind == WriteRequestKind.Record) ApplyToKeyDir(r, r.Target!, (int)r.Offset, now);
+                if (r.Kind == WriteRequestKind.Record && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
+            _view.Clear();
             Volatile.Write(ref _appliedSequence, _nextSequence - 1);
             if (seal && _active is { } sealing)
             {
@@ -127,6 +132,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 "Writes acknowledged before the failure are safe; reopen the store to continue.", e);
             Log.WritePathFailed(_logger, e, e.Message);
             _sealedInGroup.Clear();
+            _view.Clear();
             throw;
         }
     }
@@ -202,19 +208,122 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         }
     }
 
-    /// <summary>Sequence numbers are assigned here, in queue order, so file order, keydir order and sequence order agree.</summary>
-    private void StampSequences(Span<byte> record, uint durableLength)
+    /// <summary>
+    /// Sequence numbers are assigned here, in queue order, so file order, keydir order and sequence order agree. Each put
+    /// also gets its key's create revision (the revision of the put that created the live value: its own sequence when the
+    /// key was absent), from the group's earlier writes or the newest record, before the CRC seals it.
+    /// </summary>
+    private void StampSequences(WriteRequest r, uint durableLength, long now)
     {
+        var record = r.Buffer.AsSpan(0, r.Length);
         if (RecordCodec.ReadKind(record) == RecordKind.Batch)
         {
             var first = _nextSequence;
             var entries = new RecordEntries(record, 0);
-            while (entries.Next(out var offset, out var entry)) RecordCodec.Seal(record.Slice(offset, entry.Length), _nextSequence++, durableLength);
+            while (entries.Next(out var offset, out var entry)) StampEntry(r, record.Slice(offset, entry.Length), offset, durableLength, now);
             RecordCodec.Seal(record, first, durableLength); // the batch's own CRC covers the stamped entries
         }
         else
         {
-            RecordCodec.Seal(record, _nextSequence++, durableLength);
+            StampEntry(r, record, 0, durableLength, now);
+        }
+        r.Sequence = _nextSequence - 1;
+    }
+
+    private void StampEntry(WriteRequest r, Span<byte> entry, int offset, uint durableLength, long now)
+    {
+        var sequence = _nextSequence++;
+        var key = RecordCodec.Key(entry);
+        var hash = KeyDir.Hash(key);
+        var state = default(KeyVersion);
+        if (RecordCodec.ReadKind(entry) == RecordKind.Put)
+        {
+            var current = Current(key, hash, now, checkCrc: false);
+            state = new KeyVersion
+            {
+                Version = sequence,
+                CreateRevision = current.Exists ? current.CreateRevision : sequence,
+                ExpiresAt = RecordCodec.ReadExpiresAt(entry),
+                LeaseId = RecordCodec.ReadLeaseId(entry),
+            };
+            RecordCodec.StampCreateRevision(entry, state.CreateRevision);
+        }
+        RecordCodec.Seal(entry, sequence, durableLength);
+        _view.Set(r.Buffer, offset + RecordCodec.HeaderSize, key.Length, hash, state);
+    }
+
+    private readonly GroupView _view = new();
+    private byte[]? _scratch;
+
+    /// <summary>Whether every condition of <paramref name="r"/> holds now (after the group's earlier writes). Sets
+    /// <see cref="WriteRequest.FailedCondition"/> (or <see cref="WriteRequest.RequestError"/> when a record it had to read
+    /// is damaged) when not.</summary>
+    private bool ConditionsHold(WriteRequest r, long now)
+    {
+        for (var i = 0; i < r.ConditionCount; i++)
+        {
+            var key = r.ConditionKey(i);
+            KeyVersion current;
+            try
+            {
+                current = Current(key, KeyDir.Hash(key), now, checkCrc: true);
+            }
+            catch (CorruptionException e)
+            {
+                r.RequestError = e;
+                r.FailedCondition = i;
+                return false;
+            }
+            var expected = r.Conditions[i].Expected;
+            var holds = expected switch
+            {
+                WriteCondition.Absent => !current.Exists,
+                WriteCondition.Exists => current.Exists,
+                _ => current.Exists && current.Version == (ulong)expected,
+            };
+            if (!holds)
+            {
+                r.FailedCondition = i;
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>The key's live state now: the group's earlier writes first, else the keydir and the record it points at.
+    /// An expired value counts as absent.</summary>
+    private KeyVersion Current(ReadOnlySpan<byte> key, ulong hash, long now, bool checkCrc)
+    {
+        if (_view.TryGet(key, hash, out var pending))
+            return pending.Exists && pending.ExpiresAt != 0 && pending.ExpiresAt <= now ? default : pending;
+        for (var attempt = 0; ; attempt++)
+        {
+            if (!_keyDir.TryGet(key, out var location, out var expiresAt) || (expiresAt != 0 && expiresAt <= now)) return default;
+            var segment = _segments.Find(location.SegmentId);
+            if (segment is null || !segment.TryAcquire())
+            {
+                if (attempt > 1000) throw new InvalidOperationException($"Segment {location.SegmentId} vanished while reading; this is a bug.");
+                Thread.Yield(); // a compaction moved the key meanwhile
+                continue;
+            }
+            try
+            {
+                var record = segment.Read(location.Offset, (int)location.Length, ref _scratch);
+                if (record.Length != location.Length || (checkCrc && (RecordCodec.CheckHeader(record, record.Length, RecordLimits.V2, nested: true) is { IsValid: false }
+                        || System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(record) != RecordCodec.ComputeCrc(record))))
+                    throw new CorruptionException(segment.Path, location.Offset, "the key's newest record fails its CRC; its version cannot be known");
+                return new KeyVersion
+                {
+                    Version = RecordCodec.ReadSequence(record),
+                    CreateRevision = RecordCodec.ReadCreateRevision(record),
+                    ExpiresAt = expiresAt,
+                    LeaseId = RecordCodec.ReadLeaseId(record),
+                };
+            }
+            finally
+            {
+                segment.Release();
+            }
         }
     }
 

@@ -2,14 +2,58 @@ namespace Bitcask;
 
 /// <summary>
 /// Puts and deletes applied by <see cref="BitcaskStore.Write"/> all together or not at all, also across a crash.
-/// Operations apply in the order they were added (a later put of the same key wins). The batch copies keys and values,
-/// so the caller's buffers may be reused at once. Not thread-safe; reusable after <see cref="Clear"/>.
+/// Operations apply in the order they were added (a later put of the same key wins). Conditions
+/// (<see cref="RequireVersion"/>, <see cref="RequireAbsent"/>, <see cref="RequireExists"/>) make it a transaction for
+/// <see cref="BitcaskStore.TryWrite"/>: every condition is checked against the newest state at the moment the batch is
+/// committed, and the batch is written only when all hold (etcd's Txn compare). The batch copies keys and values, so the
+/// caller's buffers may be reused at once. Not thread-safe; reusable after <see cref="Clear"/>.
 /// </summary>
 public sealed class WriteBatch
 {
     internal enum OpKind : byte { Put, PutWithTtl, PutWithExpiry, Delete }
 
-    internal readonly record struct Op(OpKind Kind, int KeyStart, int KeyLength, int ValueStart, int ValueLength, TimeSpan TimeToLive, long ExpiresAt = 0);
+    internal readonly record struct Op(OpKind Kind, int KeyStart, int KeyLength, int ValueStart, int ValueLength, TimeSpan TimeToLive, long ExpiresAt = 0, long LeaseId = 0);
+
+    internal readonly record struct Condition(int KeyStart, int KeyLength, long Expected);
+
+    private readonly List<Condition> _conditions = [];
+
+    /// <summary>Conditions the batch needs (empty for an unconditional batch).</summary>
+    internal IReadOnlyList<Condition> Conditions => _conditions;
+
+    /// <summary>Number of conditions.</summary>
+    public int ConditionCount => _conditions.Count;
+
+    /// <summary>The batch applies only if <paramref name="key"/>'s current version (<see cref="EntryInfo.Version"/>) is
+    /// <paramref name="version"/>; 0 means the key must be absent.</summary>
+    public WriteBatch RequireVersion(ReadOnlySpan<byte> key, long version)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        _conditions.Add(new Condition(Append(key), key.Length, version));
+        return this;
+    }
+
+    /// <summary>The batch applies only if <paramref name="key"/> has no live value.</summary>
+    public WriteBatch RequireAbsent(ReadOnlySpan<byte> key) => RequireVersion(key, 0);
+
+    /// <summary>The batch applies only if <paramref name="key"/> has a live value.</summary>
+    public WriteBatch RequireExists(ReadOnlySpan<byte> key)
+    {
+        _conditions.Add(new Condition(Append(key), key.Length, WriteCondition.Exists));
+        return this;
+    }
+
+    /// <summary>Adds a put attached to lease <paramref name="leaseId"/> (<see cref="BitcaskStore.GrantLease"/>): the key is
+    /// deleted when the lease is revoked or expires. The batch fails with <see cref="LeaseNotFoundException"/> when the lease
+    /// is gone at commit.</summary>
+    public WriteBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long leaseId)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        var k = Append(key);
+        var v = Append(value);
+        _ops.Add(new Op(OpKind.Put, k, key.Length, v, value.Length, TimeSpan.Zero, 0, leaseId));
+        return this;
+    }
 
     private byte[] _bytes = new byte[256];
     private int _used;
@@ -62,9 +106,11 @@ public sealed class WriteBatch
 
     public WriteBatch Delete(string key) => Delete(System.Text.Encoding.UTF8.GetBytes(key));
 
+    /// <summary>Removes every operation and condition.</summary>
     public void Clear()
     {
         _ops.Clear();
+        _conditions.Clear();
         _used = 0;
     }
 

@@ -19,6 +19,7 @@ internal static class BatchCodec
             var op = batch.Ops[i];
             if (op.KeyLength > options.MaxKeyBytes)
                 throw new ArgumentException($"Batch operation {i}: key is {op.KeyLength} bytes; the limit is MaxKeyBytes = {options.MaxKeyBytes}.", nameof(batch));
+            Leases.ThrowIfReserved(batch.Bytes(op.KeyStart, op.KeyLength), nameof(batch));
             if (op.ValueLength > options.MaxValueBytes)
                 throw new ArgumentException($"Batch operation {i}: value is {op.ValueLength} bytes; the limit is MaxValueBytes = {options.MaxValueBytes}.", nameof(batch));
             bound += RecordCodec.MaxEncodedSize(op.KeyLength, op.ValueLength, options.CompressionThreshold);
@@ -53,7 +54,7 @@ internal static class BatchCodec
                     WriteBatch.OpKind.PutWithTtl => expiryAfter(now, op.TimeToLive),
                     WriteBatch.OpKind.PutWithExpiry => checkedExpiry(now, op.ExpiresAt),
                     _ => 0,
-                }, compressionThreshold);
+                }, compressionThreshold, op.LeaseId != 0 ? RecordFlags.CreateRevision | RecordFlags.Lease : RecordFlags.CreateRevision, op.LeaseId);
         }
         if (position > maxRecordBytes)
             throw new ArgumentException($"The batch encodes to {position} bytes; a batch must fit in one segment (the limit is {maxRecordBytes} bytes). Split it.", nameof(batch));

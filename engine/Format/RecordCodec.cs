@@ -44,7 +44,16 @@ internal static class RecordCodec
     /// <paramref name="compressionThreshold"/> bytes long (0 = never) and compression actually saves space.
     /// Returns the number of bytes written; <paramref name="destination"/> must hold <see cref="MaxEncodedSize"/>.
     /// </summary>
-    public static int Encode(Span<byte> destination, RecordKind kind, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt, int compressionThreshold)
+    public static int Encode(Span<byte> destination, RecordKind kind, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt, int compressionThreshold) =>
+        Encode(destination, kind, key, value, expiresAt, compressionThreshold, RecordFlags.None, 0);
+
+    /// <summary>
+    /// Encodes a put with its version 2 trailers: <paramref name="trailers"/> may hold <see cref="RecordFlags.CreateRevision"/>
+    /// (an 8-byte slot the write path stamps, <see cref="StampCreateRevision"/>) and <see cref="RecordFlags.Lease"/>
+    /// (<paramref name="leaseId"/>); or a tombstone with <see cref="RecordFlags.Expired"/>.
+    /// </summary>
+    public static int Encode(Span<byte> destination, RecordKind kind, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt,
+        int compressionThreshold, RecordFlags trailers, long leaseId)
     {
         key.CopyTo(destination[HeaderSize..]);
         var valueStart = HeaderSize + key.Length;
@@ -62,13 +71,59 @@ internal static class RecordCodec
             }
         }
         if (flags == RecordFlags.None) value.CopyTo(destination[valueStart..]);
-        WriteHeader(destination, kind, flags, expiresAt, key.Length, stored);
-        return HeaderSize + key.Length + stored;
+        var end = valueStart + stored;
+        if ((trailers & RecordFlags.CreateRevision) != 0)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(destination[end..], 0);
+            end += TrailerFieldSize;
+        }
+        if ((trailers & RecordFlags.Lease) != 0)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(destination[end..], leaseId);
+            end += TrailerFieldSize;
+        }
+        WriteHeader(destination, kind, flags | trailers, expiresAt, key.Length, stored);
+        return end;
     }
+
+    /// <summary>Bytes of one trailer field (create revision, lease id).</summary>
+    public const int TrailerFieldSize = 8;
+
+    /// <summary>Bytes after the value: 8 per trailer flag set.</summary>
+    public static int TrailerSize(RecordFlags flags) =>
+        ((flags & RecordFlags.CreateRevision) != 0 ? TrailerFieldSize : 0) + ((flags & RecordFlags.Lease) != 0 ? TrailerFieldSize : 0);
+
+    /// <summary>The revision that created the key: the create-revision trailer, or (records without one: version 1, or
+    /// a put that created its key) the record's own sequence.</summary>
+    public static ulong ReadCreateRevision(ReadOnlySpan<byte> record)
+    {
+        if ((ReadFlags(record) & RecordFlags.CreateRevision) == 0) return ReadSequence(record);
+        var value = BinaryPrimitives.ReadUInt64LittleEndian(record[TrailerStart(record)..]);
+        return value == 0 ? ReadSequence(record) : value;
+    }
+
+    /// <summary>The lease the put is attached to, 0 for none.</summary>
+    public static long ReadLeaseId(ReadOnlySpan<byte> record)
+    {
+        var flags = ReadFlags(record);
+        if ((flags & RecordFlags.Lease) == 0) return 0;
+        var at = TrailerStart(record) + ((flags & RecordFlags.CreateRevision) != 0 ? TrailerFieldSize : 0);
+        return BinaryPrimitives.ReadInt64LittleEndian(record[at..]);
+    }
+
+    /// <summary>Writes the create revision into a put's trailer slot (before <see cref="Seal"/> computes the CRC). 0 means
+    /// "this put created the key": readers then report its own sequence.</summary>
+    public static void StampCreateRevision(Span<byte> record, ulong createRevision)
+    {
+        if ((ReadFlags(record) & RecordFlags.CreateRevision) != 0)
+            BinaryPrimitives.WriteUInt64LittleEndian(record[TrailerStart(record)..], createRevision);
+    }
+
+    private static int TrailerStart(ReadOnlySpan<byte> record) => HeaderSize + (int)ReadKeyLength(record) + (int)ReadValueLength(record);
 
     /// <summary>Upper bound of <see cref="Encode"/>'s output for these lengths.</summary>
     public static int MaxEncodedSize(int keyLength, int valueLength, int compressionThreshold) =>
-        HeaderSize + keyLength + (compressionThreshold > 0 && valueLength >= compressionThreshold
+        HeaderSize + keyLength + 2 * TrailerFieldSize + (compressionThreshold > 0 && valueLength >= compressionThreshold
             ? Math.Max(valueLength, CompressedPrefixSize + LZ4Codec.MaximumOutputSize(valueLength))
             : valueLength);
 
@@ -115,7 +170,8 @@ internal static class RecordCodec
                     || (!nested && (kind == RecordKind.Batch || (kind == RecordKind.SyncMarker && limits.SyncMarkers)));
         if (!known) return RecordCheck.Fail($"unknown record kind {(byte)kind}{(nested ? " inside a batch" : "")}");
         var flags = ReadFlags(header);
-        if ((flags & ~RecordFlags.Known) != 0) return RecordCheck.Fail($"unknown record flags 0x{(byte)flags:x2}");
+        var allowed = kind switch { RecordKind.Put => limits.PutFlags, RecordKind.Tombstone => limits.TombstoneFlags, _ => RecordFlags.None };
+        if ((flags & ~allowed) != 0) return RecordCheck.Fail($"unknown record flags 0x{(byte)flags:x2} for a {kind.ToString().ToLowerInvariant()}");
         var keyLength = ReadKeyLength(header);
         var valueLength = ReadValueLength(header);
         if (kind == RecordKind.SyncMarker)
@@ -133,9 +189,8 @@ internal static class RecordCodec
         if (kind == RecordKind.Batch ? keyLength != 0 : keyLength > limits.MaxKeyBytes)
             return RecordCheck.Fail($"key length {keyLength} exceeds the limit {(kind == RecordKind.Batch ? 0 : limits.MaxKeyBytes)}");
         if (valueLength > maxValue) return RecordCheck.Fail($"value length {valueLength} exceeds the limit {maxValue}");
-        if (kind == RecordKind.Tombstone && flags != RecordFlags.None) return RecordCheck.Fail("tombstone carries flags");
-        if (kind == RecordKind.Batch && (flags != RecordFlags.None || ReadExpiresAt(header) != 0)) return RecordCheck.Fail("batch header carries flags or an expiry");
-        var total = HeaderSize + (long)keyLength + valueLength;
+        if (kind == RecordKind.Batch && ReadExpiresAt(header) != 0) return RecordCheck.Fail("batch header carries an expiry");
+        var total = HeaderSize + (long)keyLength + valueLength + TrailerSize(flags);
         if (total > available) return RecordCheck.Fail($"record of {total} bytes runs past the end of the data ({available} bytes left)");
         return RecordCheck.Ok((int)total);
     }
@@ -206,14 +261,21 @@ internal static class RecordCodec
 /// limits (<see cref="For"/>), never the options of the current open: <c>MaxKeyBytes</c>/<c>MaxValueBytes</c>/
 /// <c>MaxSegmentBytes</c> bound new writes only, so a store written with larger limits still reads whole.
 /// </summary>
-internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes, long MaxBatchBytes, bool SyncMarkers = false)
+internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes, long MaxBatchBytes, bool SyncMarkers = false,
+    RecordFlags PutFlags = RecordFlags.Lz4, RecordFlags TombstoneFlags = RecordFlags.None)
 {
     /// <summary>The format's limits for records in a segment of <paramref name="segmentVersion"/>: any u16 key length, any
-    /// value or batch that fits in its segment (at most 2 GiB - 1 bytes); sync markers from version 2 on.</summary>
+    /// value or batch that fits in its segment (at most 2 GiB - 1 bytes); from version 2 on, sync markers, put trailers
+    /// (create revision, lease) and the expired flag on tombstones.</summary>
     public static RecordLimits For(ushort segmentVersion) => segmentVersion >= 2 ? V2 : V1;
 
     public static readonly RecordLimits V1 = new(ushort.MaxValue, int.MaxValue, int.MaxValue);
-    public static readonly RecordLimits V2 = V1 with { SyncMarkers = true };
+    public static readonly RecordLimits V2 = V1 with
+    {
+        SyncMarkers = true,
+        PutFlags = RecordFlags.Lz4 | RecordFlags.CreateRevision | RecordFlags.Lease,
+        TombstoneFlags = RecordFlags.Expired,
+    };
 }
 
 internal readonly struct RecordCheck

@@ -15,13 +15,20 @@ internal enum RecordKind : byte
     SyncMarker = 4,
 }
 
-/// <summary>The flags byte at offset 5 of every record.</summary>
+/// <summary>The flags byte at offset 5 of every record. Which bits a record may carry depends on its kind and on its
+/// segment's format version (<see cref="RecordLimits"/>); any other bit makes the record invalid.</summary>
 [Flags]
 internal enum RecordFlags : byte
 {
     None = 0,
-    /// <summary>The stored value is <c>u32 raw length</c> followed by one LZ4 block.</summary>
+    /// <summary>Put: the stored value is <c>u32 raw length</c> followed by one LZ4 block.</summary>
     Lz4 = 1,
-    /// <summary>Every bit a reader of this version understands; any other bit makes the record invalid.</summary>
-    Known = Lz4,
+    /// <summary>Put (version 2): an 8-byte trailer after the value holds the key's create revision.</summary>
+    CreateRevision = 2,
+    /// <summary>Put (version 2): an 8-byte trailer after the value (after the create revision) holds the lease id.</summary>
+    Lease = 4,
+    /// <summary>Tombstone (version 2): written because the key's time to live ran out (a watcher sees an Expire event).</summary>
+    Expired = 8,
+    /// <summary>Every bit some record kind of some version may carry (a cheap first filter when searching for records).</summary>
+    Known = Lz4 | CreateRevision | Lease | Expired,
 }

@@ -94,7 +94,8 @@ internal ref struct RecordEntries
             return false;
         }
         var rest = _record[_position..];
-        var length = RecordCodec.HeaderSize + (int)RecordCodec.ReadKeyLength(rest) + (int)RecordCodec.ReadValueLength(rest);
+        var length = RecordCodec.HeaderSize + (int)RecordCodec.ReadKeyLength(rest) + (int)RecordCodec.ReadValueLength(rest)
+                     + RecordCodec.TrailerSize(RecordCodec.ReadFlags(rest));
         offset = _recordOffset + _position;
         entry = rest[..length];
         _position += length;

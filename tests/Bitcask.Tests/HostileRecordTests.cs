@@ -28,17 +28,18 @@ public class HostileRecordTests
         var segmentPath = Directory.GetFiles(dir.Path, "*.seg").Single();
         var segment = File.ReadAllBytes(segmentPath);
         const int recordOffset = 64;
-        var original = segment.AsSpan(recordOffset, 32 + 1 + storedValueLength);
+        var original = segment.AsSpan(recordOffset, 32 + 1 + storedValueLength + 8); // + the create-revision trailer (format version 2)
         Assert.Equal((byte)'k', original[32]);
         var hostile = new byte[original.Length];
         hostile[4] = 1;                                                             // kind: put
-        hostile[5] = 1;                                                             // flags: LZ4
+        hostile[5] = (byte)(original[5] | 1);                                       // flags: LZ4 (and the trailer, as written)
         BinaryPrimitives.WriteUInt16LittleEndian(hostile.AsSpan(6), 1);             // key length
         original.Slice(8, 8).CopyTo(hostile.AsSpan(8));                             // sequence, as written
         BinaryPrimitives.WriteUInt32LittleEndian(hostile.AsSpan(24), (uint)storedValueLength); // stored value length < 4
         original.Slice(28, 4).CopyTo(hostile.AsSpan(28));                           // durable length, as written
         hostile[32] = (byte)'k';
         plain.CopyTo(hostile.AsSpan(33));
+        original[^8..].CopyTo(hostile.AsSpan(hostile.Length - 8));                   // create revision, as written
         BinaryPrimitives.WriteUInt32LittleEndian(hostile, Crc32.HashToUInt32(hostile.AsSpan(4))); // CRC of [4, end)
         hostile.CopyTo(segment.AsSpan(recordOffset));
         File.WriteAllBytes(segmentPath, segment);

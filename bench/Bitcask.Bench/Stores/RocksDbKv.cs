@@ -7,11 +7,11 @@ namespace Bitcask.Bench.Stores;
 public sealed class RocksDbKv : IKvStore
 {
     private readonly RocksDb _db;
-    private readonly WriteOptions _write;
+    private readonly RocksDbSharp.WriteOptions _write;
 
     public static readonly string[] Variants = ["wal", "sync"];
 
-    private RocksDbKv(RocksDb db, WriteOptions write, string settings)
+    private RocksDbKv(RocksDb db, RocksDbSharp.WriteOptions write, string settings)
     {
         _db = db;
         _write = write;
@@ -29,7 +29,7 @@ public sealed class RocksDbKv : IKvStore
         Directory.CreateDirectory(directory);
         var options = new DbOptions().SetCreateIfMissing(true);
         var db = RocksDb.Open(options, directory);
-        return new RocksDbKv(db, new WriteOptions().SetSync(sync), settings);
+        return new RocksDbKv(db, new RocksDbSharp.WriteOptions().SetSync(sync), settings);
     }
 
     public string Name => "rocksdb";
