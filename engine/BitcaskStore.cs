@@ -59,6 +59,8 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
             var hints = new HintWriter(fs, directory);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, hints, logger);
+            _writer.LeaseTable = _leases;
+            _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
             _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
                 () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed);
         }
@@ -123,9 +125,11 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             }
             try
             {
+                store.LoadLeases();
                 Log.Opened(logger, fullPath, options.ReadOnly ? "read-only" : options.Durability.ToString(), recovery.Segments.Count,
                     recovery.KeyDir.Count, recovery.HintedSegments, (long)recovery.Elapsed.TotalMilliseconds);
                 store._background?.Start(recovery.SegmentsWithoutHint); // last: nothing may run before the open has succeeded
+                store._sweeper?.Start();
                 return store;
             }
             catch
@@ -268,7 +272,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
                 buffer.Clear();
                 _keyDir.SnapshotStripe(stripe, p.Span, buffer);
                 foreach (var entry in buffer)
-                    if (!IsExpired(entry.ExpiresAt)) yield return entry.Key;
+                    if (!IsExpired(entry.ExpiresAt) && !Leases.IsReserved(entry.Key)) yield return entry.Key;
             }
         }
     }
@@ -287,7 +291,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         get
         {
             ThrowIfDisposed();
-            return _keyDir.CountUnexpired(Now);
+            return Math.Max(0, _keyDir.CountUnexpired(Now) - _leases.Count); // lease grants are the engine's keys
         }
     }
 
@@ -480,7 +484,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         var deadBytes = segments.Sum(s => s.DeadBytes);
         return new StoreStats
         {
-            LiveKeys = _keyDir.CountUnexpired(Now),
+            LiveKeys = Math.Max(0, _keyDir.CountUnexpired(Now) - _leases.Count),
             KeydirEntries = _keyDir.Count,
             Segments = segments,
             TotalBytes = segments.Sum(s => s.TotalBytes),
@@ -505,6 +509,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        _sweeper?.Stop();
         _background?.Stop();
         IOException? finalSyncFailure = null;
         if (_writer is not null && _commit is not null)
@@ -539,6 +544,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     {
         Interlocked.Exchange(ref _disposed, 1);
         _writer?.Close(nameof(BitcaskStore));
+        _sweeper?.Stop();
         _background?.Stop();
         _background?.WaitForPendingWork();
         _segments.RetireAll();

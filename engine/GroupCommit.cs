@@ -14,6 +14,9 @@ internal enum WriteRequestKind : byte
     Seal,
     /// <summary>Sync with a sync marker, then seal the active segment (store close).</summary>
     Close,
+    /// <summary>Revoke lease <see cref="WriteRequest.LeaseId"/>: the leader turns it into one batch that deletes every key
+    /// still attached to the lease and the lease itself (then handles it as a <see cref="Record"/>).</summary>
+    RevokeLease,
 }
 
 /// <summary>A condition of a conditional write: the key at <see cref="KeyStart"/> in the request's condition keys must
@@ -22,6 +25,8 @@ internal readonly record struct WriteCondition(int KeyStart, int KeyLength, long
 {
     public const long Absent = 0;
     public const long Exists = -1;
+    /// <summary>The key's newest record is a put whose time to live has run out (the expiry sweeper's tombstone).</summary>
+    public const long Expired = -2;
 }
 
 /// <summary>One caller's write waiting in the group-commit queue. Reused per thread for synchronous calls.</summary>
@@ -57,6 +62,8 @@ internal sealed class WriteRequest
     public Exception? RequestError;
     /// <summary>Set by the leader: the sequence of the last entry written for this request (its revision).</summary>
     public ulong Sequence;
+    /// <summary>The lease a <see cref="WriteRequestKind.RevokeLease"/> request revokes.</summary>
+    public long LeaseId;
 
     /// <summary>Adds a condition: the key's version must be <paramref name="expected"/> (&gt; 0), the key must be absent
     /// (<see cref="WriteCondition.Absent"/>) or present (<see cref="WriteCondition.Exists"/>).</summary>
@@ -93,6 +100,7 @@ internal sealed class WriteRequest
         FailedCondition = -1;
         RequestError = null;
         Sequence = 0;
+        LeaseId = 0;
         if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update
     }
 }

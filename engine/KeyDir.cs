@@ -331,6 +331,26 @@ internal sealed class KeyDir
 
     public static int StripeTotal => StripeCount;
 
+    /// <summary>Up to <paramref name="max"/> keys whose expiry is at or before <paramref name="now"/> (for the expiry
+    /// sweeper, which writes their tombstones). Allocates only for the keys it returns.</summary>
+    public void CollectExpired(long now, List<byte[]> into, int max)
+    {
+        foreach (var s in _stripes)
+        {
+            if (s.Expiry is null) continue;
+            lock (s.Gate)
+            {
+                for (var i = 0; i < s.Used && into.Count < max; i++)
+                {
+                    ref var e = ref s.Entries[i];
+                    if ((e.Flags & (Entry.InUse | Entry.HasExpiry)) == (Entry.InUse | Entry.HasExpiry) && s.Expiry[i] <= now)
+                        into.Add(s.Keys.AsSpan(e.KeyOffset, e.KeyLength).ToArray());
+                }
+            }
+            if (into.Count >= max) return;
+        }
+    }
+
     /// <summary>The stripe a hash falls in (0 to <see cref="StripeTotal"/> - 1).</summary>
     public static int StripeIndex(ulong hash) => (int)(hash >> (64 - StripeBits));
 

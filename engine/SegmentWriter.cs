@@ -89,6 +89,9 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                     case WriteRequestKind.Close:
                         seal = sync = flush = mark = true;
                         continue;
+                    case WriteRequestKind.RevokeLease:
+                        if (!BuildRevokeBatch(r, now)) continue; // the lease was already gone: nothing written
+                        break;
                 }
                 if (r.ConditionCount > 0 && !ConditionsHold(r, now)) continue; // nothing written; the caller learns which failed
                 var durability = r.DurabilityOverride ?? _options.Durability;
@@ -111,7 +114,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             }
             // Only now do readers see the group: never a write that a crash in this durability mode could still take back.
             foreach (var r in group)
-                if (r.Kind == WriteRequestKind.Record && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
+                if (r.Kind is WriteRequestKind.Record or WriteRequestKind.RevokeLease && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
             _view.Clear();
             Volatile.Write(ref _appliedSequence, _nextSequence - 1);
             if (seal && _active is { } sealing)
@@ -275,6 +278,15 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 return false;
             }
             var expected = r.Conditions[i].Expected;
+            if (expected == WriteCondition.Expired)
+            {
+                if (!ExpiredNow(key, now))
+                {
+                    r.FailedCondition = i;
+                    return false;
+                }
+                continue;
+            }
             var holds = expected switch
             {
                 WriteCondition.Absent => !current.Exists,
@@ -289,6 +301,43 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         }
         return true;
     }
+
+    /// <summary>Whether the key's newest write is a put whose time to live has run out.</summary>
+    private bool ExpiredNow(ReadOnlySpan<byte> key, long now)
+    {
+        if (_view.TryGet(key, KeyDir.Hash(key), out var pending)) return pending.Exists && pending.ExpiresAt != 0 && pending.ExpiresAt <= now;
+        return _keyDir.TryGet(key, out _, out var expiresAt) && expiresAt != 0 && expiresAt <= now;
+    }
+
+    /// <summary>
+    /// Fills a <see cref="WriteRequestKind.RevokeLease"/> request with one batch record: a tombstone for every key whose
+    /// newest value is still attached to the lease, and one for the lease itself. Built here, by the leader, so no put can
+    /// attach to the lease between choosing the keys and deleting them. False (nothing to write) when the lease is gone.
+    /// </summary>
+    private bool BuildRevokeBatch(WriteRequest r, long now)
+    {
+        Span<byte> leaseKey = stackalloc byte[Leases.KeyLength];
+        Leases.KeyOf(r.LeaseId, leaseKey);
+        if (!Current(leaseKey, KeyDir.Hash(leaseKey), now, checkCrc: false).Exists)
+        {
+            r.FailedCondition = 0;
+            return false;
+        }
+        var keys = new List<byte[]>();
+        foreach (var key in LeaseTable!.KeysOf(r.LeaseId))
+            if (Current(key, KeyDir.Hash(key), now, checkCrc: false) is { Exists: true } state && state.LeaseId == r.LeaseId) keys.Add(key);
+        var size = RecordCodec.HeaderSize + keys.Sum(k => RecordCodec.HeaderSize + k.Length) + RecordCodec.HeaderSize + Leases.KeyLength;
+        var span = r.Reserve(size);
+        var position = RecordCodec.HeaderSize;
+        foreach (var key in keys) position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, key, default, 0, 0);
+        position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, leaseKey, default, 0, 0);
+        RecordCodec.WriteHeader(span, RecordKind.Batch, RecordFlags.None, 0, 0, position - RecordCodec.HeaderSize);
+        r.Length = position;
+        return true;
+    }
+
+    /// <summary>The store's leases; the leader records grants, revokes and attachments in it as it applies writes.</summary>
+    public LeaseTable? LeaseTable { get; set; }
 
     /// <summary>The key's live state now: the group's earlier writes first, else the keydir and the record it points at.
     /// An expired value counts as absent.</summary>
@@ -341,11 +390,18 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             {
                 existed = _keyDir.Set(key, location, RecordCodec.ReadExpiresAt(entry), out previous, out previousExpiry);
                 segment.AddLive(entry.Length);
+                if (LeaseTable is { } leases)
+                {
+                    if (RecordCodec.ReadLeaseId(entry) is var leaseId and not 0) leases.Attach(leaseId, key);
+                    else if (global::Bitcask.Leases.TryParseLeaseKey(key, out var granted))
+                        leases.Granted(granted, (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(RecordCodec.StoredValue(entry)), now);
+                }
             }
             else
             {
                 existed = _keyDir.Remove(key, out previous, out previousExpiry);
                 r.RemovedLive |= existed && (previousExpiry == 0 || previousExpiry > now);
+                if (LeaseTable is { } leases && global::Bitcask.Leases.TryParseLeaseKey(key, out var revoked)) leases.Removed(revoked);
             }
             if (existed) _segments.Find(previous.SegmentId)?.AddLive(-previous.Length);
         }
