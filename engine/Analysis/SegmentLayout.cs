@@ -194,6 +194,13 @@ internal static class SegmentLayout
         return -1;
     }
 
+    private static bool IsValidRecordAt(ReadOnlySpan<byte> data, int offset, in RecordLimits limits)
+    {
+        var rest = data[offset..];
+        var check = RecordCodec.CheckHeader(rest, rest.Length, limits);
+        return check.IsValid && RecordCodec.CheckBody(rest[..check.Length], limits) is null;
+    }
+
     /// <summary>An intact entry nested at <paramref name="offset"/>, bounded by <paramref name="limit"/>: its length, or 0.</summary>
     internal static int IntactEntryAt(ReadOnlySpan<byte> data, int offset, int limit, in RecordLimits limits)
     {
@@ -249,7 +256,10 @@ internal static class SegmentLayout
                 while (q < limit && IntactEntryAt(data, q, limit, limits) == 0) q++;
                 p = q;
             }
-            var aligned = plausible && p == limit;
+            // Aligned: the entries end exactly at the header's length, and there the file ends or a whole valid record
+            // starts. A length field damaged to another value inside the file otherwise passes for aligned by skipping the
+            // entry that straddles the false end as "damaged".
+            var aligned = plausible && p == limit && (limit == data.Length || IsValidRecordAt(data, limit, limits));
             if (plausible && !aligned)
             {
                 // The header's length does not match its entries: judge it as a batch whose end is unknown.

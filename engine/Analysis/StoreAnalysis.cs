@@ -135,7 +135,8 @@ internal sealed class StoreAnalysis : IDisposable
     private void SettleCompactions()
     {
         var valid = Segments.Where(s => s.Loaded).ToList();
-        var settlement = CompactionRuns.Settle(valid.Select(s => s.Header!));
+        var unreadable = Segments.Where(s => s.State == SegmentState.BadHeader).Select(s => s.Id).ToHashSet();
+        var settlement = CompactionRuns.Settle(valid.Select(s => s.Header!), unreadable);
         foreach (var s in valid)
         {
             if (settlement.Interrupted.TryGetValue(s.Id, out var why))
@@ -152,6 +153,9 @@ internal sealed class StoreAnalysis : IDisposable
                     FindingWeight.Settled) { OpenAction = "removed", ReadOnlyAction = "not loaded (read-only open)" });
             }
             else continue;
+            // With an unreadable segment in the store, a stale input may hold the only readable copy of records of a damaged
+            // output: it is not loaded (that could bring back what the run dropped), but it is not deleted either.
+            if (s.State == SegmentState.StaleInput && unreadable.Count > 0) continue;
             if (s.HintPath is not null) Plan.Add(new PlanStep.DeleteFile(s.HintPath, $"hint of a segment open removes ({s.State})"));
             Plan.Add(new PlanStep.DeleteFile(s.Path, s.State == SegmentState.StaleInput
                 ? "input of a finished compaction whose removal was interrupted"

@@ -19,7 +19,10 @@ internal static class CompactionRuns
     /// input whose deletion was interrupted). <see cref="Settlement.Interrupted"/>: ids of outputs of runs that did not
     /// finish, with why.
     /// </summary>
-    public static Settlement Settle(IEnumerable<SegmentHeader> headers)
+    /// <param name="unreadable">Ids of segment files present whose header cannot be read: an output with such an id counts
+    /// as present (the run finished, and that output is damage), so one damaged header never makes open delete the
+    /// intact outputs of its run.</param>
+    public static Settlement Settle(IEnumerable<SegmentHeader> headers, IReadOnlySet<uint>? unreadable = null)
     {
         var covered = new List<(uint First, uint Last)>();
         var interrupted = new Dictionary<uint, string>();
@@ -28,7 +31,7 @@ internal static class CompactionRuns
         {
             var members = run.ToList();
             var expected = members[0].OutputCount;
-            var missing = MissingOutputs(run.Key, members, covered);
+            var missing = MissingOutputs(run.Key, members, covered, unreadable);
             if (missing is null)
             {
                 covered.AddRange(members[0].Superseded);
@@ -48,7 +51,7 @@ internal static class CompactionRuns
     }
 
     /// <summary>Null when the run finished; else a description of what is missing.</summary>
-    private static string? MissingOutputs(uint mergeId, List<SegmentHeader> members, List<(uint First, uint Last)> covered)
+    private static string? MissingOutputs(uint mergeId, List<SegmentHeader> members, List<(uint First, uint Last)> covered, IReadOnlySet<uint>? unreadable)
     {
         var expected = members[0].OutputCount;
         if (members.Any(h => h.OutputCount != expected || h.OutputIndex >= expected))
@@ -59,7 +62,7 @@ internal static class CompactionRuns
         // Stores written before output ids were allocated as one block cannot say which id a missing output had.
         var contiguous = members.All(h => h.SegmentId == mergeId + h.OutputIndex);
         var explained = contiguous && Enumerable.Range(0, expected)
-            .All(k => byIndex.ContainsKey((ushort)k) || IsCovered(covered, mergeId + (uint)k));
+            .All(k => byIndex.ContainsKey((ushort)k) || IsCovered(covered, mergeId + (uint)k) || unreadable?.Contains(mergeId + (uint)k) == true);
         return explained ? null : $"only {members.Count} of its outputs are present and no later compaction replaced the others";
     }
 }

@@ -80,10 +80,29 @@ internal sealed class StoreRepair(string directory, InspectOptions options, ISto
         {
             var target = Quarantine(s.Name, 0, s.Data);
             MoveHintAway(s.Id, "its segment was quarantined");
+            var sibling = a.Segments.Select(x => x.Header).FirstOrDefault(h => h is { Kind: SegmentKind.Compacted } && s.Id >= h.MergeId && s.Id < h.MergeId + h.OutputCount);
+            if (sibling is not null)
+            {
+                // An output of a finished run: deleting it would make the run read as interrupted and take its intact
+                // siblings with it. Its place is taken by an empty output with the run's header instead.
+                Step($"replace {s.Name}");
+                var placeholder = sibling with { SegmentId = s.Id, OutputIndex = (ushort)(s.Id - sibling.MergeId) };
+                WriteDurably(s.Path, placeholder.Encode());
+                _actions.Add($"{s.Name}: {ProblemKind.BadSegmentHeader.DisplayName()}: moved the whole file ({s.Length} bytes) to {Rel(target)}; replaced by an empty output of compaction run {sibling.MergeId}, so the run's other outputs stay");
+                continue;
+            }
             Step($"delete {s.Name}");
             fs.Delete(s.Path);
             fs.SyncDirectory(_directory); // the removal is durable (its bytes are in quarantine)
             _actions.Add($"{s.Name}: {(s.State == SegmentState.BadHeader ? ProblemKind.BadSegmentHeader : ProblemKind.IncompleteSegment).DisplayName()}: moved the whole file ({s.Length} bytes) to {Rel(target)}");
+        }
+
+        // 1b. Segments open removes (stale inputs of finished compactions, outputs of interrupted ones) hold copies of data
+        // that lives elsewhere, but repair removes no byte without a copy in quarantine.
+        foreach (var s in a.Segments.Where(s => s.State is SegmentState.StaleInput or SegmentState.InterruptedCompaction))
+        {
+            var target = Quarantine(s.Name, 0, s.Data);
+            _actions.Add($"{s.Name}: {(s.State == SegmentState.StaleInput ? ProblemKind.StaleSegment : ProblemKind.InterruptedCompaction).DisplayName()}: copied to {Rel(target)}; the open below removes it");
         }
 
         // 2. Write segments whose predecessor is gone: relink to the nearest older write segment still loaded.
@@ -158,20 +177,13 @@ internal sealed class StoreRepair(string directory, InspectOptions options, ISto
         {
             file.Write(0, headerBytes);
             long position = headerBytes.Length;
-            Span<byte> marker = stackalloc byte[RecordCodec.HeaderSize];
+            // Sync markers are kept as they are: the durable length one carries may now lie past its new offset, which
+            // only says what is true anyway (the whole rewritten file is fsynced below, and nothing is ever appended to it).
             foreach (var item in layout.Where(i => i.IsKept).OrderBy(i => i.Offset))
             {
-                if (item.Kind == RangeKind.SyncMarker)
-                {
-                    // Everything before it is fsynced below, so the marker vouches for its new offset.
-                    RecordCodec.EncodeSyncMarker(marker, checked((uint)position));
-                    file.Write(position, marker);
-                    position += marker.Length;
-                    continue;
-                }
                 file.Write(position, data.Slice(item.Offset, item.Length));
                 position += item.Length;
-                kept++;
+                if (item.Kind != RangeKind.SyncMarker) kept++;
             }
             file.Sync(); // the rewritten segment is durable before its name replaces the damaged one
         }

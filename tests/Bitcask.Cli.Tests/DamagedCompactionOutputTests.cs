@@ -21,8 +21,7 @@ public class DamagedCompactionOutputTests
     /// intact segments without putting their bytes in quarantine/. Found by
     /// <c>RepairPropertyTests</c> with <c>BITCASK_REPAIR_SEED=1</c> (trial 89).
     /// </summary>
-    [Fact(Skip = "engine bug 13 (tests/NOTES-crash.md): a compaction output with a damaged header makes the analysis judge its run interrupted, so open with "
-                 + "SkipDamagedRecords and repair delete the intact sibling outputs (repair without quarantining them) and lose their records")]
+    [Fact]
     public void A_damaged_header_of_one_compaction_output_keeps_the_records_of_its_intact_siblings_and_repair_quarantines_every_removed_byte()
     {
         using var temp = new TempDirectory("damaged-output");
