@@ -50,7 +50,7 @@ public sealed partial class BitcaskStore
         BinaryPrimitives.WriteUInt64LittleEndian(ttl, (ulong)Math.Max(1, (long)Math.Ceiling(timeToLive.TotalMilliseconds)));
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.MaxEncodedSize(key.Length, ttl.Length, 0));
-        request.Length = RecordCodec.Encode(span, RecordKind.Put, key, ttl, 0, 0, RecordFlags.CreateRevision, 0);
+        request.Length = RecordCodec.Encode(span, RecordKind.Put, key, ttl, 0, 0, RecordFlags.CreateRevision | RecordFlags.PreviousVersion, 0);
         request.AddCondition(key, WriteCondition.Absent);
         return id;
     }
@@ -129,8 +129,8 @@ public sealed partial class BitcaskStore
         foreach (var key in expired)
         {
             request.Reset(WriteRequestKind.Record);
-            var span = request.Reserve(RecordCodec.HeaderSize + key.Length);
-            request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0, RecordFlags.Expired, 0);
+            var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);
+            request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0, RecordFlags.Expired | RecordFlags.PreviousVersion, 0);
             request.AddCondition(key, WriteCondition.Expired);
             commit.Submit(request);
         }

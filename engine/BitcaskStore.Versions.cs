@@ -286,8 +286,8 @@ public sealed partial class BitcaskStore
     {
         Leases.ThrowIfReserved(key, nameof(key));
         request.Reset(WriteRequestKind.Record);
-        var span = request.Reserve(RecordCodec.HeaderSize + key.Length);
-        request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0);
+        var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);
+        request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0, RecordFlags.PreviousVersion, 0);
         request.DurabilityOverride = durability;
         request.AddCondition(key, expectedVersion);
     }

@@ -36,6 +36,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     private readonly int _maxRecordBytes;
     private readonly int _maxValueBytes; // limits new writes only; reads accept every record the format allows
     private readonly ulong _openedAtRevision;
+    private readonly IStorageFileSystem _fs;
     private readonly Compactor? _compactor;
     private readonly BackgroundWork? _background;              // hint writes, compaction, periodic sync; null when read-only
     private int _disposed;
@@ -43,6 +44,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     private BitcaskStore(IStorageFileSystem fs, string directory, BitcaskOptions options, ILogger logger, StoreRecovery recovery, IDisposable? storeLock)
     {
         Directory = directory;
+        _fs = fs;
         _options = options;
         _keyDir = recovery.KeyDir;
         _segments = recovery.Segments;
@@ -60,6 +62,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             var hints = new HintWriter(fs, directory);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, hints, logger);
             _writer.LeaseTable = _leases;
+            _writer.Watchers = _watchers;
             _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
             _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
                 () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed);
@@ -334,7 +337,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.MaxEncodedSize(key.Length, value.Length, _options.CompressionThreshold));
         request.Length = RecordCodec.Encode(span, RecordKind.Put, key, value, expiresAt, _options.CompressionThreshold,
-            leaseId != 0 ? RecordFlags.CreateRevision | RecordFlags.Lease : RecordFlags.CreateRevision, leaseId);
+            RecordFlags.CreateRevision | RecordFlags.PreviousVersion | (leaseId != 0 ? RecordFlags.Lease : RecordFlags.None), leaseId);
         if (leaseId != 0) request.AddCondition(Leases.KeyOf(leaseId, stackalloc byte[Leases.KeyLength]), WriteCondition.Exists);
     }
 
@@ -348,8 +351,8 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         if (!_keyDir.TryGet(key, out _, out _)) return false;
         var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Record);
-        var span = request.Reserve(RecordCodec.HeaderSize + key.Length);
-        request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0);
+        var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);
+        request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0, RecordFlags.PreviousVersion, 0);
         commit.Submit(request);
         return request.RemovedLive;
     }

@@ -42,6 +42,9 @@ internal sealed class Segment
     public ulong MinSequence { get; set; }
     public ulong MaxSequence { get; set; }
 
+    /// <summary>Bytes handed to the OS (the rest of <see cref="Length"/> is in the write buffer; they meet at a record boundary).</summary>
+    public long FileLength => Volatile.Read(ref _fileLength);
+
     /// <summary>Offset at which the next appended byte lands (file bytes plus buffered bytes).</summary>
     public long Length => Volatile.Read(ref _fileLength) + _bufferLength;
 

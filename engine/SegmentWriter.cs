@@ -117,6 +117,9 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 if (r.Kind is WriteRequestKind.Record or WriteRequestKind.RevokeLease && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
             _view.Clear();
             Volatile.Write(ref _appliedSequence, _nextSequence - 1);
+            if (Watchers is { HasSubscribers: true } watchers)
+                foreach (var r in group)
+                    if (r.Target is not null) watchers.Publish(r.Buffer.AsSpan(0, r.Length));
             if (seal && _active is { } sealing)
             {
                 sealing.SealForReading();
@@ -239,9 +242,12 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         var key = RecordCodec.Key(entry);
         var hash = KeyDir.Hash(key);
         var state = default(KeyVersion);
+        var isPut = RecordCodec.ReadKind(entry) == RecordKind.Put;
+        // A tombstone's previous version is that of the value it removes, expired or not (an Expire event names it).
+        var current = Current(key, hash, isPut ? now : long.MinValue, checkCrc: false);
+        RecordCodec.StampPreviousVersion(entry, current.Version);
         if (RecordCodec.ReadKind(entry) == RecordKind.Put)
         {
-            var current = Current(key, hash, now, checkCrc: false);
             state = new KeyVersion
             {
                 Version = sequence,
@@ -326,15 +332,19 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         var keys = new List<byte[]>();
         foreach (var key in LeaseTable!.KeysOf(r.LeaseId))
             if (Current(key, KeyDir.Hash(key), now, checkCrc: false) is { Exists: true } state && state.LeaseId == r.LeaseId) keys.Add(key);
-        var size = RecordCodec.HeaderSize + keys.Sum(k => RecordCodec.HeaderSize + k.Length) + RecordCodec.HeaderSize + Leases.KeyLength;
+        var entry = RecordCodec.HeaderSize + RecordCodec.TrailerFieldSize;
+        var size = RecordCodec.HeaderSize + keys.Sum(k => entry + k.Length) + entry + Leases.KeyLength;
         var span = r.Reserve(size);
         var position = RecordCodec.HeaderSize;
-        foreach (var key in keys) position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, key, default, 0, 0);
-        position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, leaseKey, default, 0, 0);
+        foreach (var key in keys) position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, key, default, 0, 0, RecordFlags.PreviousVersion, 0);
+        position += RecordCodec.Encode(span[position..], RecordKind.Tombstone, leaseKey, default, 0, 0, RecordFlags.PreviousVersion, 0);
         RecordCodec.WriteHeader(span, RecordKind.Batch, RecordFlags.None, 0, 0, position - RecordCodec.HeaderSize);
         r.Length = position;
         return true;
     }
+
+    /// <summary>Live watch subscriptions; the leader publishes each group's changes once the keydir shows them.</summary>
+    public WatchHub? Watchers { get; set; }
 
     /// <summary>The store's leases; the leader records grants, revokes and attachments in it as it applies writes.</summary>
     public LeaseTable? LeaseTable { get; set; }
@@ -344,7 +354,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
     private KeyVersion Current(ReadOnlySpan<byte> key, ulong hash, long now, bool checkCrc)
     {
         if (_view.TryGet(key, hash, out var pending))
-            return pending.Exists && pending.ExpiresAt != 0 && pending.ExpiresAt <= now ? default : pending;
+            return pending.Exists && pending.ExpiresAt != 0 && pending.ExpiresAt <= now ? default : pending; // now = long.MinValue: nothing is expired
         for (var attempt = 0; ; attempt++)
         {
             if (!_keyDir.TryGet(key, out var location, out var expiresAt) || (expiresAt != 0 && expiresAt <= now)) return default;

@@ -48,13 +48,13 @@ internal static class BatchCodec
             var op = batch.Ops[i];
             var key = batch.Bytes(op.KeyStart, op.KeyLength);
             position += op.Kind == WriteBatch.OpKind.Delete
-                ? RecordCodec.Encode(destination[position..], RecordKind.Tombstone, key, default, 0, 0)
+                ? RecordCodec.Encode(destination[position..], RecordKind.Tombstone, key, default, 0, 0, RecordFlags.PreviousVersion, 0)
                 : RecordCodec.Encode(destination[position..], RecordKind.Put, key, batch.Bytes(op.ValueStart, op.ValueLength), op.Kind switch
                 {
                     WriteBatch.OpKind.PutWithTtl => expiryAfter(now, op.TimeToLive),
                     WriteBatch.OpKind.PutWithExpiry => checkedExpiry(now, op.ExpiresAt),
                     _ => 0,
-                }, compressionThreshold, op.LeaseId != 0 ? RecordFlags.CreateRevision | RecordFlags.Lease : RecordFlags.CreateRevision, op.LeaseId);
+                }, compressionThreshold, RecordFlags.CreateRevision | RecordFlags.PreviousVersion | (op.LeaseId != 0 ? RecordFlags.Lease : RecordFlags.None), op.LeaseId);
         }
         if (position > maxRecordBytes)
             throw new ArgumentException($"The batch encodes to {position} bytes; a batch must fit in one segment (the limit is {maxRecordBytes} bytes). Split it.", nameof(batch));

@@ -82,6 +82,11 @@ internal static class RecordCodec
             BinaryPrimitives.WriteInt64LittleEndian(destination[end..], leaseId);
             end += TrailerFieldSize;
         }
+        if ((trailers & RecordFlags.PreviousVersion) != 0)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(destination[end..], 0);
+            end += TrailerFieldSize;
+        }
         WriteHeader(destination, kind, flags | trailers, expiresAt, key.Length, stored);
         return end;
     }
@@ -91,7 +96,24 @@ internal static class RecordCodec
 
     /// <summary>Bytes after the value: 8 per trailer flag set.</summary>
     public static int TrailerSize(RecordFlags flags) =>
-        ((flags & RecordFlags.CreateRevision) != 0 ? TrailerFieldSize : 0) + ((flags & RecordFlags.Lease) != 0 ? TrailerFieldSize : 0);
+        ((flags & RecordFlags.CreateRevision) != 0 ? TrailerFieldSize : 0) + ((flags & RecordFlags.Lease) != 0 ? TrailerFieldSize : 0)
+        + ((flags & RecordFlags.PreviousVersion) != 0 ? TrailerFieldSize : 0);
+
+    /// <summary>The key's version before this write (0: it was absent), when the record carries it; else null.</summary>
+    public static ulong? ReadPreviousVersion(ReadOnlySpan<byte> record)
+    {
+        var flags = ReadFlags(record);
+        if ((flags & RecordFlags.PreviousVersion) == 0) return null;
+        return BinaryPrimitives.ReadUInt64LittleEndian(record[(TrailerStart(record) + TrailerSize(flags) - TrailerFieldSize)..]);
+    }
+
+    /// <summary>Writes the previous version into a record's trailer slot (before <see cref="Seal"/>).</summary>
+    public static void StampPreviousVersion(Span<byte> record, ulong previousVersion)
+    {
+        var flags = ReadFlags(record);
+        if ((flags & RecordFlags.PreviousVersion) != 0)
+            BinaryPrimitives.WriteUInt64LittleEndian(record[(TrailerStart(record) + TrailerSize(flags) - TrailerFieldSize)..], previousVersion);
+    }
 
     /// <summary>The revision that created the key: the create-revision trailer, or (records without one: version 1, or
     /// a put that created its key) the record's own sequence.</summary>
@@ -123,7 +145,7 @@ internal static class RecordCodec
 
     /// <summary>Upper bound of <see cref="Encode"/>'s output for these lengths.</summary>
     public static int MaxEncodedSize(int keyLength, int valueLength, int compressionThreshold) =>
-        HeaderSize + keyLength + 2 * TrailerFieldSize + (compressionThreshold > 0 && valueLength >= compressionThreshold
+        HeaderSize + keyLength + 3 * TrailerFieldSize + (compressionThreshold > 0 && valueLength >= compressionThreshold
             ? Math.Max(valueLength, CompressedPrefixSize + LZ4Codec.MaximumOutputSize(valueLength))
             : valueLength);
 
@@ -273,8 +295,8 @@ internal readonly record struct RecordLimits(int MaxKeyBytes, int MaxValueBytes,
     public static readonly RecordLimits V2 = V1 with
     {
         SyncMarkers = true,
-        PutFlags = RecordFlags.Lz4 | RecordFlags.CreateRevision | RecordFlags.Lease,
-        TombstoneFlags = RecordFlags.Expired,
+        PutFlags = RecordFlags.Lz4 | RecordFlags.CreateRevision | RecordFlags.Lease | RecordFlags.PreviousVersion,
+        TombstoneFlags = RecordFlags.Expired | RecordFlags.PreviousVersion,
     };
 }
 

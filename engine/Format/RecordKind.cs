@@ -29,6 +29,8 @@ internal enum RecordFlags : byte
     Lease = 4,
     /// <summary>Tombstone (version 2): written because the key's time to live ran out (a watcher sees an Expire event).</summary>
     Expired = 8,
+    /// <summary>Put or tombstone (version 2): an 8-byte trailer (last) holds the key's version before this write (0: absent).</summary>
+    PreviousVersion = 16,
     /// <summary>Every bit some record kind of some version may carry (a cheap first filter when searching for records).</summary>
-    Known = Lz4 | CreateRevision | Lease | Expired,
+    Known = Lz4 | CreateRevision | Lease | Expired | PreviousVersion,
 }

@@ -28,7 +28,7 @@ public class HostileRecordTests
         var segmentPath = Directory.GetFiles(dir.Path, "*.seg").Single();
         var segment = File.ReadAllBytes(segmentPath);
         const int recordOffset = 64;
-        var original = segment.AsSpan(recordOffset, 32 + 1 + storedValueLength + 8); // + the create-revision trailer (format version 2)
+        var original = segment.AsSpan(recordOffset, 32 + 1 + storedValueLength + 16); // + the create-revision and previous-version trailers (format version 2)
         Assert.Equal((byte)'k', original[32]);
         var hostile = new byte[original.Length];
         hostile[4] = 1;                                                             // kind: put
@@ -39,7 +39,7 @@ public class HostileRecordTests
         original.Slice(28, 4).CopyTo(hostile.AsSpan(28));                           // durable length, as written
         hostile[32] = (byte)'k';
         plain.CopyTo(hostile.AsSpan(33));
-        original[^8..].CopyTo(hostile.AsSpan(hostile.Length - 8));                   // create revision, as written
+        original[^16..].CopyTo(hostile.AsSpan(hostile.Length - 16));                 // trailers, as written
         BinaryPrimitives.WriteUInt32LittleEndian(hostile, Crc32.HashToUInt32(hostile.AsSpan(4))); // CRC of [4, end)
         hostile.CopyTo(segment.AsSpan(recordOffset));
         File.WriteAllBytes(segmentPath, segment);
