@@ -4,7 +4,7 @@ using Xunit.Abstractions;
 namespace Bitcask.CrashTests;
 
 /// <summary>
-/// A compaction that fails after its commit point (RELIABILITY.md §7 item 37). Once the directory fsync after renaming the
+/// A compaction that fails after its commit point (../shared/RELIABILITY.md §7 item 37). Once the directory fsync after renaming the
 /// outputs has returned, the next open takes the outputs in place of the inputs, whatever happens next. If such a run
 /// left its outputs on disk but outside the store's segment set, a later merge would not see them, could drop a
 /// tombstone whose older put they hold, and the next open would bring the deleted key back. Every step after the commit
