@@ -91,7 +91,8 @@ public sealed partial class BitcaskStore
             ct.ThrowIfCancellationRequested();
             ThrowIfDisposed();
             var events = tail.Poll(prefix, next, out var compactedBelow);
-            if (compactedBelow > next && events.Count == 0) throw new RevisionCompactedException((long)next, (long)compactedBelow);
+            // The writer compacted records this watch had not read yet: some changes may be gone from the log.
+            if (compactedBelow > next) throw new RevisionCompactedException((long)next, (long)compactedBelow);
             foreach (var e in events)
             {
                 yield return e;

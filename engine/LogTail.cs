@@ -20,26 +20,40 @@ internal sealed class LogTail(IStorageFileSystem fs, string directory)
         foreach (var name in fs.ListFiles(directory).Order(StringComparer.Ordinal))
         {
             if (!StoreFiles.TryParseId(name, StoreFiles.SegmentExtension, out var id)) continue;
+            // Only the header and what was appended since the last poll are read.
+            SegmentHeader? header;
             byte[] bytes;
+            int start;
             try
             {
                 using var file = fs.OpenFile(Path.Combine(directory, name), StorageOpenMode.ReadOnly);
-                bytes = new byte[file.Length];
-                bytes = bytes[..file.Read(0, bytes)];
+                var length = file.Length;
+                if (length < SegmentHeader.FixedSize || length > int.MaxValue) continue;
+                var head = new byte[SegmentHeader.FixedSize];
+                if (file.Read(0, head) < head.Length) continue;
+                var headerSize = SegmentHeader.TotalSize(head);
+                if (headerSize < 0 || headerSize > length) continue;
+                if (headerSize > head.Length)
+                {
+                    head = new byte[headerSize];
+                    if (file.Read(0, head) < head.Length) continue;
+                }
+                header = SegmentHeader.TryDecode(head, out _, out _);
+                if (header is null) continue;
+                if (header.Kind == SegmentKind.Compacted)
+                {
+                    horizon = Math.Max(horizon, header.BaseSequence + 1);
+                    continue;
+                }
+                start = (int)Math.Max(header.Size, _readUpTo.GetValueOrDefault(id));
+                bytes = new byte[length - start];
+                bytes = bytes[..file.Read(start, bytes)];
             }
             catch (IOException)
             {
                 continue; // compacted away between listing and opening
             }
-            var header = SegmentHeader.TryDecode(bytes, out _, out _);
-            if (header is null) continue;
-            if (header.Kind == SegmentKind.Compacted)
-            {
-                horizon = Math.Max(horizon, header.BaseSequence + 1);
-                continue;
-            }
-            var start = (int)Math.Max(header.Size, _readUpTo.GetValueOrDefault(id));
-            var scanner = new SegmentScanner(bytes, start, RecordLimits.For(header.Version));
+            var scanner = new SegmentScanner(bytes, 0, RecordLimits.For(header.Version));
             while (scanner.Next(out _, out var record))
             {
                 var entries = new RecordEntries(record, 0);
@@ -50,7 +64,7 @@ internal sealed class LogTail(IStorageFileSystem fs, string directory)
                     if (sequence >= from && key.StartsWith(prefix) && !Leases.IsReserved(key)) events.Add(LogReplay.ToEvent(entry));
                 }
             }
-            _readUpTo[id] = scanner.Position;
+            _readUpTo[id] = start + scanner.Position;
         }
         events.Sort((a, b) => a.Revision.CompareTo(b.Revision));
         return events;

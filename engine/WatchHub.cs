@@ -48,6 +48,16 @@ internal sealed class WatchHub
         subscriber.Events.Writer.TryComplete();
     }
 
+    /// <summary>Ends every subscription (the store is closing): each watch then throws <see cref="ObjectDisposedException"/>.</summary>
+    public void CompleteAll()
+    {
+        lock (_lock)
+        {
+            foreach (var s in _subscribers) s.Events.Writer.TryComplete();
+            _subscribers = [];
+        }
+    }
+
     /// <summary>Publishes the puts and tombstones of one applied record (leader only).</summary>
     public void Publish(ReadOnlySpan<byte> record)
     {

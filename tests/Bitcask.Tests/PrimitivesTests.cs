@@ -309,6 +309,19 @@ public class PrimitivesTests
     }
 
     [Fact]
+    public async Task A_watch_ends_with_object_disposed_when_its_store_closes()
+    {
+        using var dir = new TempDirectory();
+        var store = BitcaskStore.Open(dir.Path, Options);
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await using var e = store.Watch(B("k"), 0, cts.Token).GetAsyncEnumerator(cts.Token);
+        var pending = e.MoveNextAsync().AsTask();
+        await Task.Delay(50);
+        store.Dispose();
+        await Assert.ThrowsAsync<ObjectDisposedException>(() => pending);
+    }
+
+    [Fact]
     public void Reserved_keys_are_refused_for_user_writes()
     {
         using var dir = new TempDirectory();
