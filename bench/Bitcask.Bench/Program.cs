@@ -25,6 +25,8 @@ namespace Bitcask.Bench
                         p50/p99/p99.9 of Get and Put under the mixed workload, without and with a compaction running.
               reopen    [--keys 1000000,10000000] [--value-size 100,1024] [--runs 3] [--dir DIR]
                         Reopen time with and without hint files, in fresh processes (first open and a warm second one).
+              primitives [--keys 1000000] [--seconds 3] [--runs 3] [--watch-rate 100000]
+                        Put vs CompareAndSet vs Increment on 1 and 16 threads, and a watcher's delay at a paced put rate.
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -48,6 +50,7 @@ namespace Bitcask.Bench
                     "reopen" => ReopenMode.Run(new Args(rest, "keys", "value-size", "runs", "dir"), Console.Out, Console.Error),
                     "reopen-one" => ReopenMode.RunOne(new Args(rest, "dir", "keys")),
                     "micro" => Micro.MicroBenchmarks.Run(rest),
+                    "primitives" => PrimitivesMode.Run(new Args(rest, "keys", "seconds", "runs", "watch-rate"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };
             }
