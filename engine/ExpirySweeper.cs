@@ -20,7 +20,16 @@ internal sealed class ExpirySweeper(TimeProvider clock, Action sweep)
     public void Start()
     {
         lock (_gate)
-            if (!_stopped) _timer = clock.CreateTimer(_ => Run(), null, Period, Period);
+            if (!_stopped) _timer = clock.CreateTimer(_ => Tick(), null, Period, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>One timer tick: a sweep, then the timer is armed again (one-shot, so a clock that jumps far ahead runs one
+    /// sweep, not one per period it skipped).</summary>
+    private void Tick()
+    {
+        Run();
+        lock (_gate)
+            if (!_stopped) _timer?.Change(Period, Timeout.InfiniteTimeSpan);
     }
 
     /// <summary>Runs one sweep now (tests; also the timer).</summary>

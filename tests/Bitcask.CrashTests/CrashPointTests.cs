@@ -175,6 +175,22 @@ public class CrashPointTests(ITestOutputHelper output)
         Assert.Empty(result.Failures);
     }
 
+    [Theory]
+    [InlineData(PowerLoss.DropUnsynced, Durability.Synced)]
+    [InlineData(PowerLoss.TornPrefix, Durability.Synced)]
+    [InlineData(PowerLoss.RandomSubset, Durability.Flushed)]
+    [InlineData(PowerLoss.ProcessKill, Durability.Flushed)]
+    public void Lease_grant_attach_expiry_and_revoke_obey_the_prefix_rule_at_every_crash_point(PowerLoss mode, Durability durability)
+    {
+        // A revoke or an expiry deletes every key attached to the lease in one batch: after any crash the store holds a
+        // prefix of the writes, so attached keys go together or not at all, and a key detached by an overwrite survives.
+        var options = Workloads.Options(durability) with { TimeProvider = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero)) };
+        var result = CrashCampaign.Run(Workloads.Leases(), options, mode, CrashCampaign.BaseSeed);
+        CrashCampaign.Report(output, $"leases {mode} {durability}", result);
+        Assert.True(result.CrashPoints > 25);
+        Assert.Empty(result.Failures);
+    }
+
     [Fact]
     public void Synced_writes_in_a_new_segment_survive_a_crash_that_reverts_unsynced_directory_entries()
     {

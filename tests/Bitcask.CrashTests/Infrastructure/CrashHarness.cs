@@ -26,6 +26,9 @@ internal sealed class WorkloadRun
         var run = new WorkloadRun { Fs = fs, Oracle = oracle };
         var ackDurable = options.Durability == Durability.Synced || (!powerLoss && options.Durability == Durability.Flushed);
         BitcaskStore? store = null;
+        // Leases by name, and the keys whose newest write attached them to each (what a revoke or expiry deletes).
+        var leaseIds = new Dictionary<string, long>();
+        var attached = new Dictionary<string, HashSet<string>>();
         try
         {
             store = BitcaskStore.Open(directory, options, fs);
@@ -82,6 +85,11 @@ internal sealed class WorkloadRun
         }
         return run;
 
+        void Detach(string key)
+        {
+            foreach (var keys in attached.Values) keys.Remove(key);
+        }
+
         bool RunStep(Step step, bool durableEvenIfAcked)
         {
             var before = oracle.Attempted;
@@ -104,14 +112,43 @@ internal sealed class WorkloadRun
                         oracle.Begin(new LogicalOp(step.ToString(), [(step.Key, step.Value)]));
                         store!.Put(Workloads.B(step.Key), step.Value);
                         oracle.Acknowledge(ackDurable);
+                        Detach(step.Key);
+                        break;
+                    case StepKind.GrantLease:
+                        oracle.Begin(new LogicalOp(step.ToString(), [])); // a grant changes no visible key
+                        leaseIds[step.Lease] = store!.GrantLease(TimeSpan.FromHours(1));
+                        attached[step.Lease] = [];
+                        oracle.Acknowledge(ackDurable);
+                        break;
+                    case StepKind.PutLeased:
+                        oracle.Begin(new LogicalOp(step.ToString(), [(step.Key, step.Value)]));
+                        store!.Put(Workloads.B(step.Key), step.Value, leaseIds[step.Lease]);
+                        oracle.Acknowledge(ackDurable);
+                        Detach(step.Key);
+                        attached[step.Lease].Add(step.Key);
+                        break;
+                    case StepKind.RevokeLease or StepKind.ExpireLease:
+                        // One atomic batch: every key still attached to the lease goes at once.
+                        oracle.Begin(new LogicalOp(step.ToString(), attached[step.Lease].Order(StringComparer.Ordinal).Select(k => (k, (byte[]?)null)).ToList()));
+                        if (step.Kind == StepKind.RevokeLease) store!.RevokeLease(leaseIds[step.Lease]);
+                        else
+                        {
+                            ((Microsoft.Extensions.Time.Testing.FakeTimeProvider)options.TimeProvider).Advance(TimeSpan.FromHours(2));
+                            store!.SweepExpiredForTests();
+                            if (store.LeaseExists(leaseIds[step.Lease])) throw new InvalidOperationException($"lease {step.Lease} did not expire");
+                        }
+                        oracle.Acknowledge(ackDurable);
+                        foreach (var key in attached[step.Lease]) Detach(key);
                         break;
                     case StepKind.Delete:
+                        Detach(step.Key);
                         oracle.Begin(new LogicalOp(step.ToString(), [(step.Key, null)]));
                         var existed = store!.ContainsKey(Workloads.B(step.Key));
                         store.Delete(Workloads.B(step.Key));
                         oracle.Acknowledge(ackDurable);
                         return existed;
                     case StepKind.Batch:
+                        foreach (var (k, _) in step.Entries!) Detach(k);
                         var batch = new WriteBatch();
                         foreach (var (k, v) in step.Entries!)
                             if (v is null) batch.Delete(Workloads.B(k));

@@ -2,14 +2,18 @@ using System.Text;
 
 namespace Bitcask.CrashTests.Infrastructure;
 
-internal enum StepKind { Put, Delete, Batch, Sync, Reopen, Compact }
+internal enum StepKind { Put, Delete, Batch, Sync, Reopen, Compact, GrantLease, PutLeased, RevokeLease, ExpireLease }
 
-/// <summary>One step of a scripted workload. Batch entries with a null value are deletes.</summary>
-internal sealed record Step(StepKind Kind, string Key = "", byte[]? Value = null, IReadOnlyList<(string Key, byte[]? Value)>? Entries = null)
+/// <summary>One step of a scripted workload. Batch entries with a null value are deletes. Lease steps name their lease in
+/// <see cref="Lease"/> (the harness maps names to the ids the store grants); <see cref="StepKind.ExpireLease"/> moves the
+/// store's fake clock past every lease's time to live and runs the expiry sweep.</summary>
+internal sealed record Step(StepKind Kind, string Key = "", byte[]? Value = null, IReadOnlyList<(string Key, byte[]? Value)>? Entries = null, string Lease = "")
 {
     public override string ToString() => Kind switch
     {
         StepKind.Put => $"put {Key}={Oracle.Show(Value!)}",
+        StepKind.PutLeased => $"put {Key}={Oracle.Show(Value!)} lease {Lease}",
+        StepKind.GrantLease or StepKind.RevokeLease or StepKind.ExpireLease => $"{Kind} {Lease}",
         StepKind.Delete => $"delete {Key}",
         StepKind.Batch => $"batch[{string.Join(",", Entries!.Select(e => (e.Value is null ? "-" : "+") + e.Key))}]",
         _ => Kind.ToString().ToLowerInvariant(),
@@ -72,6 +76,38 @@ internal static class Workloads
         Put("k5", 150);
         s.Add(new Step(StepKind.Compact));
         Batch(("k0", 60), ("k8", 60));
+        return s;
+    }
+
+    /// <summary>Leases: grants, puts attached to them, a revoke, expiries (fake clock + sweep), overwrites that detach a
+    /// key, and reopens (which give every live lease its full time to live again).</summary>
+    public static IReadOnlyList<Step> Leases()
+    {
+        var s = new List<Step>();
+        var tag = 0;
+        void Put(string k, int len) => s.Add(new Step(StepKind.Put, k, V(k, ++tag, len)));
+        void Leased(string k, int len, string lease) => s.Add(new Step(StepKind.PutLeased, k, V(k, ++tag, len), Lease: lease));
+        s.Add(new Step(StepKind.GrantLease, Lease: "L1"));
+        Leased("a", 300, "L1");
+        Leased("b", 300, "L1");
+        Put("c", 300);
+        s.Add(new Step(StepKind.Sync));
+        Leased("c", 200, "L1");
+        Put("b", 250);                  // b leaves L1
+        s.Add(new Step(StepKind.RevokeLease, Lease: "L1"));
+        Put("d", 900);
+        s.Add(new Step(StepKind.GrantLease, Lease: "L2"));
+        Leased("e", 900, "L2");         // rollover
+        Leased("a", 400, "L2");
+        s.Add(new Step(StepKind.ExpireLease, Lease: "L2"));
+        Put("f", 500);
+        s.Add(new Step(StepKind.GrantLease, Lease: "L3"));
+        Leased("g", 700, "L3");
+        s.Add(new Step(StepKind.Reopen));
+        Leased("h", 300, "L3");
+        s.Add(new Step(StepKind.Compact));
+        s.Add(new Step(StepKind.ExpireLease, Lease: "L3"));
+        Put("i", 100);
         return s;
     }
 
