@@ -42,17 +42,8 @@ public sealed partial class BitcaskStore
             try
             {
                 if (next == 0) next = subscribedAt + 1;
-                else if (next <= subscribedAt)
-                {
-                    var horizon = LogReplay.Horizon(_segments);
-                    if (next < horizon) throw new RevisionCompactedException((long)next, (long)horizon);
-                    foreach (var e in LogReplay.Read(_segments, filter, next, subscribedAt))
-                    {
-                        yield return e;
-                        next = (ulong)e.Revision + 1;
-                    }
-                    next = Math.Max(next, subscribedAt + 1);
-                }
+                foreach (var e in ReplayFromLog(filter, next, subscribedAt)) yield return e;
+                next = Math.Max(next, subscribedAt + 1);
                 await foreach (var e in subscriber.Events.Reader.ReadAllAsync(ct).ConfigureAwait(false))
                 {
                     if ((ulong)e.Revision < next) continue; // already replayed
@@ -69,22 +60,24 @@ public sealed partial class BitcaskStore
         }
     }
 
+    /// <summary>The changes in [<paramref name="from"/>, <paramref name="through"/>] from this store's segments (none when
+    /// <paramref name="from"/> is above <paramref name="through"/>); throws <see cref="RevisionCompactedException"/> when
+    /// compaction removed some of them.</summary>
+    private List<WatchEvent> ReplayFromLog(byte[] prefix, ulong from, ulong through)
+    {
+        if (from > through) return [];
+        var horizon = LogReplay.Horizon(_segments);
+        if (from < horizon) throw new RevisionCompactedException((long)from, (long)horizon);
+        return LogReplay.Read(_segments, prefix, from, through);
+    }
+
     /// <summary>A read-only store's watch: replays from its own segments, then polls the directory for what the writer
     /// appends to its write segments after them.</summary>
     private async IAsyncEnumerable<WatchEvent> WatchReadOnly(byte[] prefix, ulong from, [EnumeratorCancellation] CancellationToken ct)
     {
         var next = from == 0 ? _openedAtRevision + 1 : from;
-        if (next <= _openedAtRevision)
-        {
-            var horizon = LogReplay.Horizon(_segments);
-            if (next < horizon) throw new RevisionCompactedException((long)next, (long)horizon);
-            foreach (var e in LogReplay.Read(_segments, prefix, next, _openedAtRevision))
-            {
-                yield return e;
-                next = (ulong)e.Revision + 1;
-            }
-            next = Math.Max(next, _openedAtRevision + 1);
-        }
+        foreach (var e in ReplayFromLog(prefix, next, _openedAtRevision)) yield return e;
+        next = Math.Max(next, _openedAtRevision + 1);
         var tail = new LogTail(_fs, Directory);
         while (true)
         {
