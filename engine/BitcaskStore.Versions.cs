@@ -260,6 +260,33 @@ public sealed partial class BitcaskStore
         }
     }
 
+    /// <summary>Asynchronous <see cref="Update"/>: the thread is released while a Synced group's fdatasync runs.</summary>
+    public async ValueTask<TResult> UpdateAsync<TState, TResult>(ReadOnlyMemory<byte> key, TState state, KeyUpdate<TState, TResult> update, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        var buffer = new ArrayBufferWriter<byte>(64);
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            buffer.ResetWrittenCount();
+            var found = TryGetEntry(key.Span, buffer, out var info);
+            var result = update(buffer.WrittenSpan, found ? info : null, state, out var action);
+            switch (action.Kind)
+            {
+                case KeyUpdateAction.ActionKind.Keep:
+                    return result;
+                case KeyUpdateAction.ActionKind.Put:
+                    if (await CompareAndSetAsync(key, found ? info.Version : 0, action.Value,
+                            new WriteOptions(TimeToLive: action.TimeToLive, LeaseId: found && action.TimeToLive is null ? info.LeaseId : 0), ct).ConfigureAwait(false))
+                        return result;
+                    break;
+                default:
+                    if (!found || await CompareAndDeleteAsync(key, info.Version, null, ct).ConfigureAwait(false)) return result;
+                    break;
+            }
+        }
+    }
+
     // ------------------------------------------------------------------ encoding and outcomes
 
     /// <summary>Encodes a put with its conditions (version, when given; lease exists, when attached) and per-call options.

@@ -167,6 +167,32 @@ public class PrimitivesTests
     }
 
     [Fact]
+    public async Task Async_conditional_writes_and_update_behave_like_their_synchronous_forms_in_synced_mode()
+    {
+        using var dir = new TempDirectory();
+        using var store = BitcaskStore.Open(dir.Path, Options with { Durability = Durability.Synced });
+        Assert.True(await store.PutIfAbsentAsync(B("k"), B("1")));
+        Assert.False(await store.PutIfAbsentAsync(B("k"), B("2")));
+        var version = store.GetInfo(B("k"))!.Value.Version;
+        Assert.True(await store.CompareAndSetAsync(B("k"), version, B("3")));
+        Assert.Equal(5, await store.IncrementAsync(B("n"), 5));
+        var doubled = await store.UpdateAsync(B("n"), 2, (ReadOnlySpan<byte> v, EntryInfo? c, int factor, out KeyUpdateAction a) =>
+        {
+            var next = long.Parse(Encoding.UTF8.GetString(v)) * factor;
+            a = KeyUpdateAction.Put(Encoding.UTF8.GetBytes(next.ToString()));
+            return next;
+        });
+        Assert.Equal(10, doubled);
+        Assert.Equal("10", store.GetString("n"));
+        Assert.True(await store.TryWriteAsync(new WriteBatch().Delete("k").RequireExists(B("k"))));
+        Assert.Null(store.GetString("k"));
+        var lease = await store.GrantLeaseAsync(TimeSpan.FromMinutes(1));
+        await store.PutAsync(B("leased"), B("x"), new WriteOptions(LeaseId: lease));
+        Assert.True(await store.RevokeLeaseAsync(lease));
+        Assert.Null(store.GetString("leased"));
+    }
+
+    [Fact]
     public void Leases_expire_with_a_fake_clock_deleting_every_attached_key_at_one_revision_and_keep_alive_extends_them()
     {
         using var dir = new TempDirectory();
