@@ -2,7 +2,7 @@ using Microsoft.Extensions.Logging;
 
 namespace Bitcask;
 
-/// <summary>Settings for <see cref="BitcaskStore.Open"/>. Immutable; a <c>with</c> expression makes a variant.</summary>
+/// <summary>Settings for <see cref="BitcaskStore.Open(string, BitcaskOptions?)"/>. Immutable; a <c>with</c> expression makes a variant.</summary>
 public sealed record BitcaskOptions
 {
     /// <summary>When writes are acknowledged. Default: <see cref="Durability.Flushed"/>.</summary>
@@ -62,7 +62,7 @@ public sealed record BitcaskOptions
     /// <summary>Where the engine logs; silent when null. Default: null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 
-    /// <summary>Run compaction in the background when the thresholds below are met. <see cref="BitcaskStore.Compact"/>
+    /// <summary>Run compaction in the background when the thresholds below are met. <see cref="BitcaskStore.Compact(CancellationToken)"/>
     /// works either way. Default: true.</summary>
     public bool CompactionEnabled { get; init; } = true;
 

@@ -21,7 +21,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
 {
     [ThreadStatic] private static WriteRequest? t_request;
     /// <summary>Buffer for reads that cannot come from a mapping (a record still in the write buffer, a file system without
-    /// mappings). <see cref="Read"/> takes it out of this slot while a record lives in it, so a read started from inside
+    /// mappings). The read path takes it out of this slot while a record lives in it, so a read started from inside
     /// <see cref="IBufferWriter{T}.GetSpan"/> (same store or another) gets a buffer of its own and cannot overwrite it.</summary>
     [ThreadStatic] private static byte[]? t_scratch;
 
@@ -554,6 +554,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         _segments.RetireAll();
     }
 
+    /// <summary>Closes the store as <see cref="Dispose"/> does (the final sync runs on the calling thread).</summary>
     public ValueTask DisposeAsync()
     {
         Dispose();

@@ -6,6 +6,7 @@ namespace Bitcask;
 /// </summary>
 public class CorruptionException : IOException
 {
+    /// <summary>Damage in <paramref name="path"/> at <paramref name="offset"/>: <paramref name="problem"/>.</summary>
     public CorruptionException(string path, long offset, string problem)
         : base($"{problem} in '{path}' at offset {offset}")
     {
@@ -14,6 +15,7 @@ public class CorruptionException : IOException
         Problem = problem;
     }
 
+    /// <summary>Damage in <paramref name="path"/> at <paramref name="offset"/>, with what to do about it.</summary>
     public CorruptionException(string path, long offset, string problem, string advice)
         : base($"{problem} in '{path}' at offset {offset}. {advice}")
     {

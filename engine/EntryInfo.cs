@@ -4,7 +4,7 @@ namespace Bitcask;
 /// What the store knows about a key's live value, read from the same record as the value (etcd's key metadata).
 /// </summary>
 /// <param name="Version">The revision of the key's newest write (etcd <c>mod_revision</c>): the sequence number of its
-/// record. Only grows, also across reopen and compaction. <see cref="BitcaskStore.CompareAndSet"/> takes it.</param>
+/// record. Only grows, also across reopen and compaction. <see cref="BitcaskStore.CompareAndSet(ReadOnlySpan{byte}, long, ReadOnlySpan{byte}, WriteOptions)"/> takes it.</param>
 /// <param name="CreateRevision">The revision of the put that created the live value: after a delete (or expiry) the next
 /// put creates the key again. For records written before format version 2 it is the record's own revision.</param>
 /// <param name="ExpiresAt">When the value expires (null: never).</param>

@@ -169,6 +169,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         Lead(request);
     }
 
+    /// <param name="self">The request of the writer that leads.</param>
     /// <param name="alone">The queue was empty when <paramref name="self"/> joined it: lead a group of one without taking
     /// the lock again (writers arriving meanwhile form the next group, which the wake-up below starts at once).</param>
     private void Lead(WriteRequest self, bool alone = false)

@@ -65,6 +65,7 @@ public sealed class WriteBatch
     /// <summary>Bytes of keys and values held (what the batch costs before encoding).</summary>
     public long PayloadBytes => _used;
 
+    /// <summary>Adds a put of <paramref name="value"/> under <paramref name="key"/>.</summary>
     public WriteBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value)
     {
         var k = Append(key);
@@ -94,6 +95,7 @@ public sealed class WriteBatch
         return this;
     }
 
+    /// <summary>Adds a delete of <paramref name="key"/>.</summary>
     public WriteBatch Delete(ReadOnlySpan<byte> key)
     {
         var k = Append(key);
@@ -101,9 +103,11 @@ public sealed class WriteBatch
         return this;
     }
 
+    /// <summary>UTF-8 convenience for <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte})"/>.</summary>
     public WriteBatch Put(string key, string value) =>
         Put(System.Text.Encoding.UTF8.GetBytes(key), System.Text.Encoding.UTF8.GetBytes(value));
 
+    /// <summary>UTF-8 convenience for <see cref="Delete(ReadOnlySpan{byte})"/>.</summary>
     public WriteBatch Delete(string key) => Delete(System.Text.Encoding.UTF8.GetBytes(key));
 
     /// <summary>Removes every operation and condition.</summary>

@@ -80,6 +80,7 @@ internal static class SegmentLayout
     /// <param name="recordsStart">The end of the segment header.</param>
     /// <param name="limits">The format's limits for the segment's version.</param>
     /// <param name="mayHaveTornTail">True for the newest write segment when nothing proves it durable.</param>
+    /// <param name="sink">Receives every kept entry and every item, in file order.</param>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     public static SegmentVerdict Walk<TSink>(ReadOnlySpan<byte> data, int recordsStart, in RecordLimits limits, bool mayHaveTornTail, ref TSink sink)
         where TSink : ILayoutSink, allows ref struct

@@ -19,6 +19,7 @@ internal static class CompactionRuns
     /// input whose deletion was interrupted). <see cref="Settlement.Interrupted"/>: ids of outputs of runs that did not
     /// finish, with why.
     /// </summary>
+    /// <param name="headers">The valid headers of the segments present.</param>
     /// <param name="unreadable">Ids of segment files present whose header cannot be read: an output with such an id counts
     /// as present (the run finished, and that output is damage), so one damaged header never makes open delete the
     /// intact outputs of its run.</param>

@@ -143,7 +143,7 @@ internal static class RecordCodec
 
     private static int TrailerStart(ReadOnlySpan<byte> record) => HeaderSize + (int)ReadKeyLength(record) + (int)ReadValueLength(record);
 
-    /// <summary>Upper bound of <see cref="Encode"/>'s output for these lengths.</summary>
+    /// <summary>Upper bound of <see cref="Encode(Span{byte}, RecordKind, ReadOnlySpan{byte}, ReadOnlySpan{byte}, long, int, RecordFlags, long)"/>'s output for these lengths.</summary>
     public static int MaxEncodedSize(int keyLength, int valueLength, int compressionThreshold) =>
         HeaderSize + keyLength + 3 * TrailerFieldSize + (compressionThreshold > 0 && valueLength >= compressionThreshold
             ? Math.Max(valueLength, CompressedPrefixSize + LZ4Codec.MaximumOutputSize(valueLength))

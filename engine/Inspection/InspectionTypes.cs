@@ -1,6 +1,6 @@
 namespace Bitcask.Inspection;
 
-/// <summary>What kind of problem <see cref="StoreInspector.Verify"/> found. <see cref="ProblemKindNames.DisplayName"/> gives
+/// <summary>What kind of problem <see cref="StoreInspector.Verify(string, InspectOptions?)"/> found. <see cref="ProblemKindNames.DisplayName"/> gives
 /// the stable text the CLI prints (scripts match on it).</summary>
 public enum ProblemKind
 {
@@ -60,34 +60,43 @@ public sealed record StoreProblem(string File, long Offset, ProblemKind Kind, st
     /// <summary>Bytes the problem covers (damaged range or torn tail length; 0 when not a byte range).</summary>
     public long Length { get; init; }
 
+    /// <summary>The problem as the CLI prints it: <c>file:offset: kind: message</c>.</summary>
     public override string ToString() => $"{File}:{Offset}: {Kind.DisplayName()}: {Message}";
 }
 
-/// <summary>The result of <see cref="StoreInspector.Verify"/>.</summary>
+/// <summary>The result of <see cref="StoreInspector.Verify(string, InspectOptions?)"/>.</summary>
 public sealed record VerifyReport
 {
+    /// <summary>The store directory (full path).</summary>
     public required string Directory { get; init; }
     /// <summary>Segment files found (including unreadable ones).</summary>
     public int Segments { get; init; }
+    /// <summary>Hint files found.</summary>
     public int HintFiles { get; init; }
     /// <summary>Valid puts and tombstones (entries of a batch counted one by one).</summary>
     public long Records { get; init; }
+    /// <summary>Valid batch records.</summary>
     public long Batches { get; init; }
+    /// <summary>Valid tombstones (entries of a batch counted one by one).</summary>
     public long Tombstones { get; init; }
     /// <summary>Live, unexpired keys: what a read-only open would serve.</summary>
     public long LiveKeys { get; init; }
     /// <summary>Bytes read: every segment and hint file.</summary>
     public long Bytes { get; init; }
+    /// <summary>Every problem found, by file and offset.</summary>
     public required IReadOnlyList<StoreProblem> Problems { get; init; }
     /// <summary>Things that are not problems but worth knowing (e.g. leftover temporary files, which a read-write open removes).</summary>
     public required IReadOnlyList<string> Notes { get; init; }
+    /// <summary>True when no problem was found.</summary>
     public bool Healthy => Problems.Count == 0;
 }
 
 /// <summary>The kind of a record as <see cref="StoreInspector.ReadRecords"/> reports it.</summary>
 public enum RecordType
 {
+    /// <summary>A put: the key has the value.</summary>
     Put = 1,
+    /// <summary>A delete of the key.</summary>
     Tombstone = 2,
     /// <summary>Bytes that are not a valid record (see <see cref="RecordInfo.Problem"/>).</summary>
     Damaged = 100,
@@ -96,21 +105,27 @@ public enum RecordType
 /// <summary>One record in file order. Entries of an atomic batch are reported one by one with <see cref="BatchOffset"/> set.</summary>
 public sealed record RecordInfo
 {
+    /// <summary>The id of the segment the record is in.</summary>
     public uint SegmentId { get; init; }
+    /// <summary>The segment file's name.</summary>
     public required string File { get; init; }
     /// <summary>Offset of the record (of the nested entry for a batch entry) in the segment file.</summary>
     public long Offset { get; init; }
     /// <summary>Bytes the record occupies on disk.</summary>
     public long Length { get; init; }
+    /// <summary>Put, tombstone, or damaged bytes.</summary>
     public RecordType Kind { get; init; }
+    /// <summary>The record's sequence number (its revision).</summary>
     public ulong Sequence { get; init; }
     /// <summary>Absolute Unix milliseconds; 0 = never.</summary>
     public long ExpiresAt { get; init; }
+    /// <summary>The key.</summary>
     public byte[] Key { get; init; } = [];
     /// <summary>The value as a reader gets it (decompressed); empty for tombstones and when values were not requested.</summary>
     public byte[] Value { get; init; } = [];
     /// <summary>Length of the value as a reader gets it.</summary>
     public long ValueLength { get; init; }
+    /// <summary>Whether the value is stored LZ4-compressed.</summary>
     public bool Compressed { get; init; }
     /// <summary>Offset of the enclosing batch record, when this entry is part of one.</summary>
     public long? BatchOffset { get; init; }
@@ -132,9 +147,10 @@ public sealed record InspectOptions
     public int MaxProblemsPerFile { get; init; } = 20;
 }
 
-/// <summary>What <see cref="StoreInspector.Repair"/> did.</summary>
+/// <summary>What <see cref="StoreInspector.Repair(string, InspectOptions?)"/> did.</summary>
 public sealed record RepairReport
 {
+    /// <summary>The store directory (full path).</summary>
     public required string Directory { get; init; }
     /// <summary>The quarantine directory (inside the store directory) that holds every byte range repair removed.</summary>
     public required string QuarantineDirectory { get; init; }
@@ -154,5 +170,6 @@ public sealed record RepairReport
 public sealed class NotAStoreException(string directory)
     : IOException($"'{directory}' is not a Bitcask store: it holds no segment (*.seg), hint (*.hint) or LOCK file.")
 {
+    /// <summary>The directory that holds no store.</summary>
     public string Directory { get; } = directory;
 }

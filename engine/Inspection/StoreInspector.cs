@@ -11,7 +11,7 @@ namespace Bitcask.Inspection;
 /// </summary>
 public static class StoreInspector
 {
-    /// <summary>Name of the directory, inside the store directory, where <see cref="Repair"/> keeps every byte range it
+    /// <summary>Name of the directory, inside the store directory, where <see cref="Repair(string, InspectOptions?)"/> keeps every byte range it
     /// removes. The engine ignores subdirectories, so it never reads or deletes it.</summary>
     public const string QuarantineDirectoryName = "quarantine";
 

@@ -5,7 +5,7 @@ using Bitcask.Storage;
 namespace Bitcask.Inspection;
 
 /// <summary>
-/// The steps of <see cref="StoreInspector.Repair"/>: analysis (the same judge open uses) → repair plan → apply. Repair keeps
+/// The steps of <see cref="StoreInspector.Repair(string, InspectOptions?)"/>: analysis (the same judge open uses) → repair plan → apply. Repair keeps
 /// exactly the records a read-write open with <see cref="BitcaskOptions.SkipDamagedRecords"/> keeps (intact entries of a
 /// committed batch included), and every byte it removes from a segment or hint is first written to quarantine/. Every
 /// file change is crash-safe (a copy in quarantine fsynced first; rewrites as temp + fsync + rename + directory fsync), so
