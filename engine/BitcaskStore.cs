@@ -534,6 +534,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             }
         }
         _background?.WaitForPendingWork(); // also the hint write the final seal scheduled
+        _commit?.Close();
         _watchers.CompleteAll();
         _segments.RetireAll();
         _lock?.Dispose();

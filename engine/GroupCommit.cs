@@ -166,7 +166,70 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
             if (request.Error is not null) throw Rethrowable(request.Error);
             return;
         }
-        Lead(request);
+        // This caller must lead, and leading means a write and perhaps an fdatasync: they run on the committer thread,
+        // never on the caller's (a thread-pool thread must not block on a disk).
+        await Committer().Lead(request).ConfigureAwait(false);
+    }
+
+    private AsyncCommitter? _committer;
+
+    private AsyncCommitter Committer()
+    {
+        if (Volatile.Read(ref _committer) is { } existing) return existing;
+        var created = new AsyncCommitter(this);
+        return Interlocked.CompareExchange(ref _committer, created, null) ?? created.Start();
+    }
+
+    /// <summary>Stops the committer thread (the store is closed; no async write can be queued any more).</summary>
+    public void Close() => Volatile.Read(ref _committer)?.Stop();
+
+    /// <summary>
+    /// The thread that leads commit groups on behalf of async callers, so that their fdatasync never runs on a thread-pool
+    /// thread. Started at the first async write that has to lead.
+    /// <para>Thread-safety: <see cref="Lead"/> may be called from any thread.</para>
+    /// </summary>
+    private sealed class AsyncCommitter(GroupCommit owner)
+    {
+        private readonly System.Collections.Concurrent.BlockingCollection<(WriteRequest Request, TaskCompletionSource Done)> _work = [];
+
+        public AsyncCommitter Start()
+        {
+            new Thread(Run) { IsBackground = true, Name = "Bitcask commit" }.Start();
+            return this;
+        }
+
+        public Task Lead(WriteRequest request)
+        {
+            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            try
+            {
+                _work.Add((request, done));
+            }
+            catch (InvalidOperationException)
+            {
+                owner.Lead(request); // closing: the last writes lead on the caller's thread
+                done.SetResult();
+            }
+            return done.Task;
+        }
+
+        public void Stop() => _work.CompleteAdding();
+
+        private void Run()
+        {
+            foreach (var (request, done) in _work.GetConsumingEnumerable())
+            {
+                try
+                {
+                    owner.Lead(request);
+                    done.SetResult();
+                }
+                catch (Exception e)
+                {
+                    done.SetException(Rethrowable(e));
+                }
+            }
+        }
     }
 
     /// <param name="self">The request of the writer that leads.</param>
