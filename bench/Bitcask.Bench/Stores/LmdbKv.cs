@@ -50,6 +50,15 @@ public sealed class LmdbKv : IKvStore
     /// <summary>True when the native liblmdb loads; otherwise <paramref name="reason"/> says what is missing and how to install it.</summary>
     public static bool IsAvailable(out string reason)
     {
+        // A LightningEnvironment whose constructor failed to load the native library cannot be disposed, and its finalizer
+        // then throws and takes the process down: find the library before constructing one.
+        if (!new[] { "lmdb", "liblmdb.so.0", "liblmdb.so", "/usr/lib/x86_64-linux-gnu/liblmdb.so.0", "/usr/lib/aarch64-linux-gnu/liblmdb.so.0" }
+                .Any(name => NativeLibrary.TryLoad(name, typeof(LightningEnvironment).Assembly, null, out _)))
+        {
+            reason = "LMDB's native library (liblmdb) could not be loaded. Install it: Debian/Ubuntu apt-get install -y liblmdb0 " +
+                     "(the copy inside the LightningDB package needs glibc 2.38 or newer).";
+            return false;
+        }
         var probe = Path.Combine(Path.GetTempPath(), "bitcask-bench-lmdb-probe-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N"));
         try
         {
