@@ -60,6 +60,43 @@ public class LinearizabilityTests(ITestOutputHelper output)
         return overlaps.Count(o => o);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(3)]
+    public async Task Histories_stay_linearizable_while_compaction_relocates_the_records_under_them(int keys)
+    {
+        using var dir = new TempDirectory("linearizability-compaction");
+        using var store = BitcaskStore.Open(dir.Path, Options with { MaxSegmentBytes = 4096 });
+        var seed = Environment.TickCount;
+        using var stop = new CancellationTokenSource();
+        var compactions = 0;
+        using var running = new ManualResetEventSlim();
+        var compactor = Task.Factory.StartNew(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                running.Set();
+                store.Compact();
+                compactions++;
+            }
+        }, TaskCreationOptions.LongRunning);
+        running.Wait(TimeSpan.FromSeconds(30));
+        List<RegisterOp> history;
+        try
+        {
+            history = HistoryRecorder.Record(new EngineRegisters(store), keys, threads: 4, opsPerClient: 60 * keys, seed);
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await compactor;
+        }
+        var result = LinearizabilityChecker.Check(history);
+        output.WriteLine($"seed {seed}, {keys} keys, {compactions} compactions during {history.Count} ops: {result.Explanation}");
+        Assert.True(compactions > 0, "no compaction ran during the history");
+        Assert.True(result.Linearizable, $"seed {seed}: {result.Explanation}\n{string.Join("\n", history.OrderBy(o => o.Invoke))}");
+    }
+
     [Fact]
     public void The_checker_finds_the_lost_update_of_a_read_then_write_double_within_20_runs()
     {
