@@ -70,7 +70,7 @@ internal sealed class RacyRegisters(BitcaskStore store) : IRegisters
 /// <summary>
 /// Records a history: <c>threads</c> clients each run <c>opsPerClient</c> random operations on <c>keys</c> keys: Get (40 %),
 /// CompareAndSet (40 %: from the version the client last read of that key, 0 when it read none, or one no write can
-/// have), Increment by 1–3 (20 %). CAS values are unique (client, sequence), so every written value is unique.
+/// have), Increment by 1–3 (20 %). The clients line up at a barrier every 20 operations. CAS values are unique (client, sequence), so every written value is unique.
 /// </summary>
 internal static class HistoryRecorder
 {
@@ -103,9 +103,11 @@ internal static class HistoryRecorder
             var random = new Random(seed * 31 + client);
             var ops = perClient[client] = new List<RegisterOp>(opsPerClient);
             var lastVersion = new long[keys];
-            start.SignalAndWait();
             for (var i = 0; i < opsPerClient; i++)
             {
+                // Every 20 operations the clients line up and start again together, so their operations overlap even
+                // when the scheduler would otherwise run them one after another on loaded cores.
+                if (i % 20 == 0 && !start.SignalAndWait(TimeSpan.FromSeconds(30))) throw new TimeoutException("a client did not reach the barrier");
                 var key = random.Next(keys);
                 var roll = random.Next(100);
                 if (roll < 40)
