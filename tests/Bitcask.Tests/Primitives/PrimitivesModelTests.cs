@@ -24,7 +24,7 @@ public class PrimitivesModelTests(ITestOutputHelper output)
     internal enum Kind
     {
         Put, PutTtl, Delete, PutIfAbsent, CasRight, CasWrong, CasZero, CasTtl, CadRight, CadWrong,
-        TryWriteVersion, TryWriteAbsent, TryWriteExists, Increment, Grant, PutLease, PutLeaseGone, CasLease, KeepAlive, Revoke,
+        TryWriteVersion, TryWriteAbsent, TryWriteExists, Increment, Grant, PutLease, PutLeaseTtl, PutLeaseGone, CasLease, KeepAlive, Revoke,
         Advance, AdvanceAndSweep, Sweep, Compact, Reopen,
     }
 
@@ -40,7 +40,7 @@ public class PrimitivesModelTests(ITestOutputHelper output)
         (4, Gen.Const(Kind.CasRight)), (3, Gen.Const(Kind.CasWrong)), (2, Gen.Const(Kind.CasZero)), (2, Gen.Const(Kind.CasTtl)),
         (3, Gen.Const(Kind.CadRight)), (2, Gen.Const(Kind.CadWrong)), (3, Gen.Const(Kind.TryWriteVersion)),
         (2, Gen.Const(Kind.TryWriteAbsent)), (2, Gen.Const(Kind.TryWriteExists)), (5, Gen.Const(Kind.Increment)),
-        (3, Gen.Const(Kind.Grant)), (4, Gen.Const(Kind.PutLease)), (1, Gen.Const(Kind.PutLeaseGone)), (2, Gen.Const(Kind.CasLease)), (3, Gen.Const(Kind.KeepAlive)),
+        (3, Gen.Const(Kind.Grant)), (4, Gen.Const(Kind.PutLease)), (2, Gen.Const(Kind.PutLeaseTtl)), (1, Gen.Const(Kind.PutLeaseGone)), (2, Gen.Const(Kind.CasLease)), (3, Gen.Const(Kind.KeepAlive)),
         (2, Gen.Const(Kind.Revoke)), (4, Gen.Const(Kind.Advance)), (2, Gen.Const(Kind.AdvanceAndSweep)), (2, Gen.Const(Kind.Sweep)), (2, Gen.Const(Kind.Compact)),
         (3, Gen.Const(Kind.Reopen)));
 
@@ -231,6 +231,15 @@ public class PrimitivesModelTests(ITestOutputHelper output)
                 if (op.Flag) store.Put(k, v, id.Value);
                 else store.Put(k, v, new WriteOptions(LeaseId: id.Value));
                 model.ApplyPut(key, value, 0, id.Value);
+                break;
+            }
+            case Kind.PutLeaseTtl:
+            {
+                // Both: the key goes at the first of its TTL (an Expire event) and its lease's revoke or expiry (a Delete).
+                var id = PickLease(model, op.Pick, gone: false);
+                if (id is null) break;
+                store.Put(k, v, new WriteOptions(TimeToLive: ttl, LeaseId: id.Value));
+                model.ApplyPut(key, value, model.Now + ttlMs, id.Value);
                 break;
             }
             case Kind.CasLease:
