@@ -96,6 +96,33 @@ internal sealed class BackgroundWork(BitcaskOptions options, ILogger logger, Key
         }
     }
 
+    /// <summary>Runs <paramref name="action"/> while no compaction or hint write runs (under the maintenance lock), so the
+    /// segment set cannot change except by a writer's rollover. Waits for one in progress; throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="ct"/> fires first, <see cref="ObjectDisposedException"/>
+    /// when the store closes first.</summary>
+    public T RunExclusive<T>(Func<T> action, CancellationToken ct)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
+        try
+        {
+            _maintenance.Wait(linked.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throwIfDisposed();
+            throw;
+        }
+        try
+        {
+            throwIfDisposed();
+            return action();
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
     private List<Segment> SealedSegments() => segments.Snapshot().Where(s => !s.IsActive).ToList();
 
     private CompactionResult RunCompaction(IReadOnlyList<Segment> inputs, CancellationToken ct)
