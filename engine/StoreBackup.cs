@@ -44,7 +44,7 @@ internal sealed class StoreBackup(IStorageFileSystem fs, string sourceDirectory,
         var full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(target));
         var src = Path.TrimEndingDirectorySeparator(source);
         if (string.Equals(full, src, StringComparison.Ordinal) || full.StartsWith(src + Path.DirectorySeparatorChar, StringComparison.Ordinal))
-            throw new ArgumentException($"The backup target '{full}' is the store directory or inside it; choose a directory outside '{src}'.", nameof(target));
+            throw new ArgumentException($"The backup target '{full}' is the store directory or inside it; choose a directory outside '{src}'.");
         if (fs.FileExists(full)) throw new IOException($"The backup target '{full}' is a file; give a missing or empty directory.");
         if (fs.DirectoryExists(full) && (fs.ListFiles(full).Count > 0 || (Directory.Exists(full) && Directory.EnumerateFileSystemEntries(full).Any())))
             throw new IOException($"The backup target '{full}' is not empty; give a missing or empty directory.");
