@@ -36,6 +36,7 @@ public sealed partial class BitcaskStore
         var cut = _background is not null ? _background.RunExclusive(TakeCut, ct) : ReadOnlyCut();
         try
         {
+            AfterBackupCutForTests?.Invoke();
             return new StoreBackup(_fs, Directory, target, cut, ct).Run(clock);
         }
         finally
@@ -64,6 +65,9 @@ public sealed partial class BitcaskStore
         var newestWrite = segments.Where(s => s.Header.Kind == SegmentKind.Write).MaxBy(s => s.Id);
         return new StoreCut(AcquireAll(segments), newestWrite, newestWrite?.FileLength ?? 0, (ulong)Revision);
     }
+
+    /// <summary>Test seam: runs after the cut is taken (and the maintenance lock released), before anything is copied.</summary>
+    internal Action? AfterBackupCutForTests { get; set; }
 
     private Segment[] AcquireAll(Segment[] segments)
     {
