@@ -133,4 +133,31 @@ public class BackupCommandTests
         Assert.Contains("at revision", ok.Out);
         Assert.Equal("v", Cli.Run("get", temp.File("b3"), "k").Out.Trim());
     }
+
+    /// <summary>Damage in the source is not hidden: a backup holds the same bytes. With the damaged segment's hint gone the
+    /// read-only open finds it (exit 1, "source damage" line naming the file); with the hint in place open does not read
+    /// those bytes, and <c>--verify</c> finds it in the backup (exit 1).</summary>
+    [Fact]
+    public void Backup_of_a_damaged_store_exits_1_naming_the_damage_it_carries()
+    {
+        using var temp = new TempDirectory("backup");
+        var source = temp.File("store");
+        using (var store = BitcaskStore.Open(source, new BitcaskOptions { MaxSegmentBytes = 16 << 10, CompactionEnabled = false }))
+            for (var i = 0; i < 400; i++) store.Put($"k{i}", new string('v', 100));
+        var first = Directory.GetFiles(source, "*.seg").Order(StringComparer.Ordinal).First();
+        var bytes = File.ReadAllBytes(first);
+        bytes[64 + 40] ^= 0x01;
+        File.WriteAllBytes(first, bytes);
+
+        var verified = Cli.Run("backup", source, temp.File("b1"), "--verify");
+        Assert.True(verified.Code == 1, $"exit {verified.Code}: {verified.Out}{verified.Err}");
+        Assert.Contains("damaged record", verified.Out);
+        Assert.Contains(Path.GetFileName(first), verified.Out);
+
+        File.Delete(Path.ChangeExtension(first, ".hint"));
+        var scanned = Cli.Run("backup", source, temp.File("b2"));
+        Assert.True(scanned.Code == 1, $"exit {scanned.Code}: {scanned.Out}{scanned.Err}");
+        Assert.Contains($"source damage (in the backup too): {Path.GetFileName(first)}:", scanned.Out);
+        Assert.Equal(1, Cli.Run("verify", temp.File("b2")).Code);
+    }
 }
