@@ -7,7 +7,8 @@ namespace Bitcask;
 public sealed record BackupResult
 {
     /// <summary>The revision the backup is consistent at: it holds every write with a revision up to this one and none
-    /// after it (the source's <see cref="BitcaskStore.Revision"/> at the moment of the cut).</summary>
+    /// after it. For a writable store, its <see cref="BitcaskStore.Revision"/> at the moment of the cut; for a read-only
+    /// one, the newest write its open loaded (at most its <see cref="BitcaskStore.Revision"/>).</summary>
     public long Revision { get; init; }
 
     /// <summary>The backup's directory (full path).</summary>

@@ -58,12 +58,16 @@ public sealed partial class BitcaskStore
     }
 
     /// <summary>A read-only store's segments are as of its open; the newest write segment is treated as the active one (a
-    /// writer beside this store may still be appending to it): copied up to the length the open loaded, never linked.</summary>
+    /// writer beside this store may still be appending to it): copied up to the length the open loaded, never linked.
+    /// The revision is the newest record the open loaded, not <see cref="Revision"/>: that one also counts base sequences
+    /// (a writer's segment created just before the open, or an empty sealed one a compaction merged), which name writes
+    /// the open may not have seen.</summary>
     private StoreCut ReadOnlyCut()
     {
         var segments = _segments.Snapshot();
         var newestWrite = segments.Where(s => s.Header.Kind == SegmentKind.Write).MaxBy(s => s.Id);
-        return new StoreCut(AcquireAll(segments), newestWrite, newestWrite?.FileLength ?? 0, (ulong)Revision);
+        var loaded = segments.Select(s => s.MaxSequence).DefaultIfEmpty(0UL).Max();
+        return new StoreCut(AcquireAll(segments), newestWrite, newestWrite?.FileLength ?? 0, loaded);
     }
 
     /// <summary>Test seam: runs after the cut is taken (and the maintenance lock released), before anything is copied.</summary>
