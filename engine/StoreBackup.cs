@@ -57,8 +57,11 @@ internal sealed class StoreBackup(IStorageFileSystem fs, string sourceDirectory,
         {
             if (!fs.DirectoryExists(targetDirectory))
             {
+                var created = new List<string>();
+                for (var d = targetDirectory; d is not null && !fs.DirectoryExists(d); d = Path.GetDirectoryName(d)) created.Add(d);
                 fs.CreateDirectory(targetDirectory);
-                if (Path.GetDirectoryName(targetDirectory) is { } parent) fs.SyncDirectory(parent); // the backup's own name survives a crash
+                // The names of the backup directory and of every parent created for it survive a crash.
+                foreach (var d in created) if (Path.GetDirectoryName(d) is { } parent) fs.SyncDirectory(parent);
             }
             foreach (var segment in cut.Segments)
             {
