@@ -7,7 +7,8 @@ namespace Bitcask;
 /// compaction (woken by each rollover and every <see cref="BitcaskOptions.CompactionCheckInterval"/>, choosing by
 /// <see cref="CompactionPolicy"/>), explicit compactions, and the <see cref="PeriodicSync"/> timer. Hint writes and
 /// compactions take turns (one at a time), and a backup takes its cut between them (<see cref="RunExclusive"/>).
-/// Nothing runs before <see cref="Start"/>, the open's last step; <see cref="Stop"/> and <see cref="WaitForPendingWork"/> end it at close or after a failed open.
+/// Nothing runs before <see cref="Start"/>, the open's last step; <see cref="Stop"/> and <see cref="WaitForPendingWork"/>
+/// end it at close or after a failed open.
 /// <para>Thread-safety: <see cref="Start"/>, <see cref="Stop"/> and <see cref="WaitForPendingWork"/> are called once each,
 /// in that order, by the store's open and close; <see cref="Compact"/> and the properties may be used from any thread.</para>
 /// </summary>
