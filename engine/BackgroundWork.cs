@@ -6,8 +6,9 @@ namespace Bitcask;
 /// What a writable store runs besides its callers' reads and writes: hint files for sealed segments, background
 /// compaction (woken by each rollover and every <see cref="BitcaskOptions.CompactionCheckInterval"/>, choosing by
 /// <see cref="CompactionPolicy"/>), explicit compactions, and the <see cref="PeriodicSync"/> timer. Hint writes and
-/// compactions take turns (one at a time). Nothing runs before <see cref="Start"/>, the open's last step;
-/// <see cref="Stop"/> and <see cref="WaitForPendingWork"/> end it at close or after a failed open.
+/// compactions take turns (one at a time), and a backup takes its cut between them (<see cref="RunExclusive"/>).
+/// Nothing runs before <see cref="Start"/>, the open's last step; <see cref="Stop"/> and <see cref="WaitForPendingWork"/>
+/// end it at close or after a failed open.
 /// <para>Thread-safety: <see cref="Start"/>, <see cref="Stop"/> and <see cref="WaitForPendingWork"/> are called once each,
 /// in that order, by the store's open and close; <see cref="Compact"/> and the properties may be used from any thread.</para>
 /// </summary>
@@ -89,6 +90,33 @@ internal sealed class BackgroundWork(BitcaskOptions options, ILogger logger, Key
             commit.Submit(seal);
             var sealedSegments = SealedSegments();
             return RunCompaction(choose is not null ? choose(sealedSegments) : CompactionPolicy.ExplicitInputs(sealedSegments, keyDir), linked.Token);
+        }
+        finally
+        {
+            _maintenance.Release();
+        }
+    }
+
+    /// <summary>Runs <paramref name="action"/> while no compaction or hint write runs (under the maintenance lock), so the
+    /// segment set cannot change except by a writer's rollover. Waits for one in progress; throws
+    /// <see cref="OperationCanceledException"/> when <paramref name="ct"/> fires first, <see cref="ObjectDisposedException"/>
+    /// when the store closes first.</summary>
+    public T RunExclusive<T>(Func<T> action, CancellationToken ct)
+    {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, _closing.Token);
+        try
+        {
+            _maintenance.Wait(linked.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throwIfDisposed();
+            throw;
+        }
+        try
+        {
+            throwIfDisposed();
+            return action();
         }
         finally
         {

@@ -17,6 +17,9 @@ internal enum WriteRequestKind : byte
     /// <summary>Revoke lease <see cref="WriteRequest.LeaseId"/>: the leader turns it into one batch that deletes every key
     /// still attached to the lease and the lease itself (then handles it as a <see cref="Record"/>).</summary>
     RevokeLease,
+    /// <summary>Hand buffered bytes to the OS, then, at the end of the group, record in <see cref="WriteRequest.Cut"/> the
+    /// segment set, the active segment's length and the applied revision, all as of that one moment (a backup's cut).</summary>
+    Cut,
 }
 
 /// <summary>A condition of a conditional write: the key at <see cref="KeyStart"/> in the request's condition keys must
@@ -64,6 +67,8 @@ internal sealed class WriteRequest
     public ulong Sequence;
     /// <summary>The lease a <see cref="WriteRequestKind.RevokeLease"/> request revokes.</summary>
     public long LeaseId;
+    /// <summary>Set by the leader for a <see cref="WriteRequestKind.Cut"/> request.</summary>
+    public StoreCut? Cut;
 
     /// <summary>Adds a condition: the key's version must be <paramref name="expected"/> (&gt; 0), the key must be absent
     /// (<see cref="WriteCondition.Absent"/>) or present (<see cref="WriteCondition.Exists"/>).</summary>
@@ -101,6 +106,7 @@ internal sealed class WriteRequest
         RequestError = null;
         Sequence = 0;
         LeaseId = 0;
+        Cut = null;
         if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update
     }
 }

@@ -81,6 +81,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                         sync = flush = mark = true;
                         continue;
                     case WriteRequestKind.Flush:
+                    case WriteRequestKind.Cut:
                         flush = true;
                         continue;
                     case WriteRequestKind.Seal:
@@ -117,6 +118,13 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
                 if (r.Kind is WriteRequestKind.Record or WriteRequestKind.RevokeLease && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
             _view.Clear();
             Volatile.Write(ref _appliedSequence, _nextSequence - 1);
+            foreach (var r in group)
+                if (r.Kind == WriteRequestKind.Cut)
+                {
+                    // Between groups: every record up to this sequence is in the files and the keydir, and nothing later is.
+                    // The group flushed, so the active segment's bytes all reached the OS and end at a record boundary.
+                    r.Cut = new StoreCut(_segments.Snapshot(), _active, _active?.Length ?? 0, _nextSequence - 1);
+                }
             if (Watchers is { HasSubscribers: true } watchers)
                 foreach (var r in group)
                     if (r.Target is not null) watchers.Publish(r.Buffer.AsSpan(0, r.Length));

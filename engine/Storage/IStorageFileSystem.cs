@@ -18,6 +18,14 @@ internal interface IStorageFileSystem
     void Rename(string source, string destination);
     /// <summary>Removes a file. Not durable until <see cref="SyncDirectory"/>.</summary>
     void Delete(string path);
+    /// <summary>
+    /// Makes <paramref name="target"/> a second name (a hard link) of the existing file <paramref name="source"/>. Returns
+    /// false, changing nothing, when this file system cannot link them: across file systems, a file system without hard
+    /// links, or a <paramref name="source"/> that no longer exists (the caller then copies the bytes itself). Throws
+    /// <see cref="IOException"/> for any other failure (for example when <paramref name="target"/> exists). Like a create,
+    /// the new name is not durable until <see cref="SyncDirectory"/> of the target's directory.
+    /// </summary>
+    bool TryHardLink(string source, string target);
     /// <summary>fsync of the directory itself: makes creates, renames and deletes inside it durable.</summary>
     void SyncDirectory(string directory);
     /// <summary>Takes the exclusive writer lock on <paramref name="lockPath"/>; throws <see cref="StoreLockedException"/> when another holder has it.

@@ -2,7 +2,7 @@ using System.Runtime.InteropServices;
 
 namespace Bitcask.Storage;
 
-/// <summary>The few POSIX calls .NET does not expose: directory fsync, fdatasync and mmap.</summary>
+/// <summary>The few POSIX calls .NET does not expose: directory fsync, fdatasync, mmap and link.</summary>
 internal static unsafe partial class Native
 {
     public static readonly bool IsLinux = OperatingSystem.IsLinux();
@@ -49,6 +49,27 @@ internal static unsafe partial class Native
 
     [LibraryImport("libc", SetLastError = true)]
     private static partial int munmap(nint addr, nuint length);
+
+    [LibraryImport("libc", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    private static partial int link(string oldPath, string newPath);
+
+    // Linux errno values (asm-generic/errno-base.h, errno.h): the failures that mean "no link here, copy instead".
+    private const int EPERM = 1, ENOENT = 2, EXDEV = 18, EMLINK = 31, EOPNOTSUPP = 95;
+
+    /// <summary>
+    /// link(2) on Linux: true when <paramref name="target"/> now names the same inode as <paramref name="source"/>. False
+    /// when the file system will not link them (EXDEV: another file system; EPERM or EOPNOTSUPP: no hard links there, as on
+    /// vfat or some FUSE and network file systems; EMLINK: too many links) or the source is gone (ENOENT), and on every
+    /// other OS (untested there; the caller copies). Any other errno throws.
+    /// </summary>
+    public static bool TryLink(string source, string target)
+    {
+        if (!IsLinux) return false;
+        if (link(source, target) == 0) return true;
+        var errno = Marshal.GetLastPInvokeError();
+        if (errno is EPERM or ENOENT or EXDEV or EMLINK or EOPNOTSUPP) return false;
+        throw new IOException($"link failed for '{source}' -> '{target}': {Marshal.GetPInvokeErrorMessage(errno)} (errno {errno})", errno);
+    }
 
     public static void SyncDirectory(string path)
     {

@@ -28,6 +28,7 @@ internal sealed class OsFileSystem : IStorageFileSystem
     public void Rename(string source, string destination) => File.Move(source, destination, overwrite: true);
     public void Delete(string path) => File.Delete(path);
     public void SyncDirectory(string directory) => Native.SyncDirectory(directory);
+    public bool TryHardLink(string source, string target) => Native.TryLink(source, target);
 
     public IDisposable Lock(string lockPath)
     {

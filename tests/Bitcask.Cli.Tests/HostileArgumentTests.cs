@@ -48,7 +48,7 @@ public class HostileArgumentTests
     [Fact]
     public void Every_command_has_help_with_an_example()
     {
-        foreach (var command in new[] { "verify", "dump", "stats", "get", "put", "delete", "scan", "export", "import", "compact", "repair", "bench" })
+        foreach (var command in new[] { "verify", "dump", "stats", "get", "put", "delete", "scan", "export", "import", "compact", "repair", "backup", "bench" })
         {
             var r = Cli.Run(command, "--help");
             Assert.Equal(0, r.Code);

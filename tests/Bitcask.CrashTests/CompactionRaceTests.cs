@@ -29,6 +29,7 @@ public class CompactionRaceTests(ITestOutputHelper output)
         public void Rename(string source, string destination) => inner.Rename(source, destination);
         public void Delete(string path) => inner.Delete(path);
         public void SyncDirectory(string directory) => inner.SyncDirectory(directory);
+        public bool TryHardLink(string source, string target) => inner.TryHardLink(source, target);
         public IDisposable Lock(string lockPath) => inner.Lock(lockPath);
 
         private sealed class File(PausingFileSystem fs, IStorageFile file) : IStorageFile

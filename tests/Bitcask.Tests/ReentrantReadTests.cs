@@ -94,6 +94,7 @@ public class ReentrantReadTests
         public void Rename(string source, string destination) => _os.Rename(source, destination);
         public void Delete(string path) => _os.Delete(path);
         public void SyncDirectory(string directory) => _os.SyncDirectory(directory);
+        public bool TryHardLink(string source, string target) => _os.TryHardLink(source, target);
         public IDisposable Lock(string lockPath) => _os.Lock(lockPath);
 
         private sealed class FileWithoutMapping(IStorageFile file) : IStorageFile

@@ -53,6 +53,7 @@ internal static partial class Commands
         root.Add(Import(c));
         root.Add(Compact(c));
         root.Add(Repair(c));
+        root.Add(Backup(c));
         root.Add(Bench(c));
         root.Add(GenerateSamples(c));
         return root;

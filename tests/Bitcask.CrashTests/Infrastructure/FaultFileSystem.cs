@@ -3,7 +3,7 @@ using Bitcask.Storage;
 namespace Bitcask.CrashTests.Infrastructure;
 
 /// <summary>The file-system operations <see cref="FaultFileSystem"/> records and numbers (reads are not numbered).</summary>
-internal enum FsOpKind { CreateDirectory, Create, Write, Sync, Truncate, Rename, Delete, SyncDirectory }
+internal enum FsOpKind { CreateDirectory, Create, Write, Sync, Truncate, Rename, Delete, SyncDirectory, Link }
 
 /// <summary>One recorded operation. <see cref="Index"/> is its 0-based number in the file system's history.</summary>
 internal readonly record struct FsOp(int Index, FsOpKind Kind, string Path, long Offset, long Length, string? Destination)
@@ -14,6 +14,7 @@ internal readonly record struct FsOp(int Index, FsOpKind Kind, string Path, long
         FsOpKind.Write => $"#{Index} write {Name} @{Offset} +{Length}",
         FsOpKind.Truncate => $"#{Index} truncate {Name} to {Length}",
         FsOpKind.Rename => $"#{Index} rename {Name} -> {System.IO.Path.GetFileName(Destination)}",
+        FsOpKind.Link => $"#{Index} link {Name} -> {System.IO.Path.GetFileName(Destination)}",
         _ => $"#{Index} {Kind} {Name}",
     };
 }
@@ -192,6 +193,26 @@ internal sealed class FaultFileSystem : IStorageFileSystem
             ThrowIfFault(Op(FsOpKind.Delete, path));
             if (_files.Remove(path, out var node))
                 Pending(Path.GetDirectoryName(path)!).Add(new DirChange(DirChangeKind.Delete, Path.GetFileName(path), null, node));
+        }
+    }
+
+    /// <summary>When true, <see cref="TryHardLink"/> refuses (as a file system without hard links does) and callers copy.</summary>
+    public bool RefuseLinks { get; set; }
+
+    /// <summary>A hard link: <paramref name="target"/> becomes a second name of the same file (same bytes, durable and
+    /// pending, from then on shared); like a create, the name is durable only after a directory fsync.</summary>
+    public bool TryHardLink(string source, string target)
+    {
+        lock (_gate)
+        {
+            if (RefuseLinks || !_files.TryGetValue(source, out var node)) return false;
+            var dir = Path.GetDirectoryName(target)!;
+            if (!_directories.Contains(dir)) throw new DirectoryNotFoundException($"no directory '{dir}'");
+            if (_files.ContainsKey(target)) throw new IOException($"The file '{target}' already exists.");
+            ThrowIfFault(Op(FsOpKind.Link, source, destination: target));
+            _files[target] = node;
+            Pending(dir).Add(new DirChange(DirChangeKind.Create, Path.GetFileName(target), null, node));
+            return true;
         }
     }
 
