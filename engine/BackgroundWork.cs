@@ -126,11 +126,16 @@ internal sealed class BackgroundWork(BitcaskOptions options, ILogger logger, Key
 
     private List<Segment> SealedSegments() => segments.Snapshot().Where(s => !s.IsActive).ToList();
 
+    /// <summary>Runs before every compaction: the store's expiry sweep, so that a value whose time to live ran out gets its
+    /// expired tombstone (and a watcher its Expire event) before the merge drops the value.</summary>
+    public Action? BeforeCompaction { get; set; }
+
     private CompactionResult RunCompaction(IReadOnlyList<Segment> inputs, CancellationToken ct)
     {
         Interlocked.Exchange(ref _compactionRunning, 1);
         try
         {
+            BeforeCompaction?.Invoke();
             var result = compactor.Run(inputs, ct);
             if (result.SegmentsIn > 0 && !result.Cancelled) _lastCompaction = result;
             return result;

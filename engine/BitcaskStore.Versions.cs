@@ -341,7 +341,7 @@ public sealed partial class BitcaskStore
         if (request.RequestError is CorruptionException error) throw new CorruptionException(error.Path, error.Offset, error.Problem);
         if (request.RequestError is { } other) throw new IOException(other.Message, other);
         if (request.FailedCondition < 0) return true;
-        if (leaseCondition >= 0 && request.FailedCondition >= leaseCondition) throw new LeaseNotFoundException(leaseId);
+        if (leaseCondition >= 0 && request.FailedCondition == leaseCondition) throw new LeaseNotFoundException(leaseId);
         return false;
     }
 

@@ -65,7 +65,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             _writer.Watchers = _watchers;
             _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
             _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
-                () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed);
+                () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed) { BeforeCompaction = () => _sweeper?.RunNow() };
         }
     }
 

@@ -32,6 +32,17 @@ internal sealed class ExpirySweeper(TimeProvider clock, Action sweep)
             if (!_stopped) _timer?.Change(Period, Timeout.InfiniteTimeSpan);
     }
 
+    /// <summary>Runs one sweep now, waiting for one in progress to end first (before a compaction).</summary>
+    public void RunNow()
+    {
+        lock (_gate)
+        {
+            if (_stopped) return;
+            try { sweep(); }
+            catch (Exception) { /* as in Run: the writes report their own failures */ }
+        }
+    }
+
     /// <summary>Runs one sweep now (tests; also the timer).</summary>
     public void Run()
     {

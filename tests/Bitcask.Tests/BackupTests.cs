@@ -114,7 +114,9 @@ public class BackupTests
             compactor.Start();
             for (var b = 0; b < 3; b++)
             {
-                Thread.Sleep(150);
+                // Each backup while the writers are mid-way (by their progress, not a fixed sleep: the machine may be loaded).
+                var target = (b + 1) * 4 * 2500 / 5;
+                while (logs.Sum(l => l.Count) < target && writers.Any(w => w.IsAlive)) Thread.Sleep(1);
                 backups.Add(store.Backup(Path.Combine(dir.Path, $"backup{b}")));
             }
             foreach (var w in writers) w.Join();

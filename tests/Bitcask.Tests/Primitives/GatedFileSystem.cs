@@ -33,6 +33,7 @@ internal sealed class GatedFileSystem : IStorageFileSystem
     }
 
     public bool DirectoryExists(string path) => _inner.DirectoryExists(path);
+    public bool TryHardLink(string source, string target) => _inner.TryHardLink(source, target);
     public bool FileExists(string path) => _inner.FileExists(path);
     public void CreateDirectory(string path) => _inner.CreateDirectory(path);
     public IReadOnlyList<string> ListFiles(string directory) => _inner.ListFiles(directory);

@@ -10,7 +10,7 @@ public class LeaseConditionTests
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
     private static readonly BitcaskOptions Options = new() { CompactionEnabled = false };
 
-    [Fact(Skip = "engine bug: a CompareAndSet with a lease whose version condition fails throws LeaseNotFoundException although the lease exists (Outcome treats every failed condition at or after the lease condition as the lease's)")]
+    [Fact]
     public void Compare_and_set_with_a_live_lease_and_a_wrong_version_returns_false()
     {
         using var dir = new TempDirectory();
@@ -23,7 +23,7 @@ public class LeaseConditionTests
         Assert.Equal(lease, store.GetInfo(B("k"))!.Value.LeaseId);
     }
 
-    [Fact(Skip = "engine bug: Increment of a key attached to a lease throws LeaseNotFoundException when another write wins the race, instead of retrying (same cause as the CompareAndSet test above)")]
+    [Fact]
     public void Concurrent_increments_of_a_key_attached_to_a_live_lease_count_exactly()
     {
         using var dir = new TempDirectory();
@@ -65,7 +65,7 @@ public class LeaseConditionTests
         Assert.Throws<LeaseNotFoundException>(() => store.TryWrite(new WriteBatch().Put(B("k"), B("3"), lease).RequireAbsent(B("k"))));
     }
 
-    [Theory(Skip = "engine bug: a put attached to a lease that commits in the same group as, and before, the lease's revoke survives it (the leader records attachments only when it applies the group, after BuildRevokeBatch read the lease's key set)")]
+    [Theory]
     [InlineData(Durability.Flushed)]
     [InlineData(Durability.Synced)]
     public void A_revoke_racing_puts_attached_to_the_lease_leaves_no_live_key_attached_to_it(Durability durability)
@@ -117,7 +117,7 @@ public class LeaseConditionTests
         Assert.NotEmpty(attached);
     }
 
-    [Fact(Skip = "engine bug: a put attached to a lease that commits in the same group as, and before, the lease's revoke survives it (the leader records attachments only when it applies the group, after BuildRevokeBatch read the lease's key set)")]
+    [Fact]
     public async Task A_put_attached_to_a_lease_in_the_same_commit_group_before_its_revoke_is_deleted_by_the_revoke()
     {
         using var dir = new TempDirectory();
