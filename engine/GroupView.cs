@@ -68,6 +68,16 @@ internal sealed class GroupView
         return i >= 0;
     }
 
+    /// <summary>Adds the keys this group has written so far whose newest write attached them to <paramref name="leaseId"/>.</summary>
+    public void AddKeysWithLease(long leaseId, List<byte[]> into)
+    {
+        for (var i = 0; i < _count; i++)
+        {
+            ref var slot = ref _slots[_used[i]];
+            if (slot.State.Exists && slot.State.LeaseId == leaseId) into.Add(slot.Buffer.AsSpan(slot.KeyStart, slot.KeyLength).ToArray());
+        }
+    }
+
     /// <summary>Records the key's state after a write of this group; the key bytes stay in <paramref name="buffer"/>.</summary>
     public void Set(byte[] buffer, int keyStart, int keyLength, ulong hash, in KeyVersion state)
     {

@@ -265,18 +265,6 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             };
             RecordCodec.StampCreateRevision(entry, state.CreateRevision);
         }
-        // Leases are recorded in commit order as each entry is stamped, so a revoke later in the same group sees a put
-        // attached just before it (a failed group stops the write path; the next open rebuilds the table from disk).
-        if (LeaseTable is { } leases)
-        {
-            if (isPut)
-            {
-                if (RecordCodec.ReadLeaseId(entry) is var leaseId and not 0) leases.Attach(leaseId, key);
-                else if (Leases.TryParseLeaseKey(key, out var granted))
-                    leases.Granted(granted, (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(RecordCodec.StoredValue(entry)), now);
-            }
-            else if (Leases.TryParseLeaseKey(key, out var revoked)) leases.Removed(revoked);
-        }
         RecordCodec.Seal(entry, sequence, durableLength);
         _view.Set(r.Buffer, offset + RecordCodec.HeaderSize, key.Length, hash, state);
     }
@@ -349,9 +337,13 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             r.FailedCondition = 0;
             return false;
         }
+        // The keys attached by applied writes, and those attached by writes earlier in this very group (not applied yet).
+        var candidates = LeaseTable!.KeysOf(r.LeaseId);
+        _view.AddKeysWithLease(r.LeaseId, candidates);
         var keys = new List<byte[]>();
-        foreach (var key in LeaseTable!.KeysOf(r.LeaseId))
-            if (Current(key, KeyDir.Hash(key), now, checkCrc: false) is { Exists: true } state && state.LeaseId == r.LeaseId) keys.Add(key);
+        var seen = new HashSet<byte[]>(Inspection.ByteArrayComparer.Instance);
+        foreach (var key in candidates)
+            if (seen.Add(key) && Current(key, KeyDir.Hash(key), now, checkCrc: false) is { Exists: true } state && state.LeaseId == r.LeaseId) keys.Add(key);
         var entry = RecordCodec.HeaderSize + RecordCodec.TrailerFieldSize;
         var size = RecordCodec.HeaderSize + keys.Sum(k => entry + k.Length) + entry + Leases.KeyLength;
         var span = r.Reserve(size);
@@ -420,11 +412,18 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             {
                 existed = _keyDir.Set(key, location, RecordCodec.ReadExpiresAt(entry), out previous, out previousExpiry);
                 segment.AddLive(entry.Length);
+                if (LeaseTable is { } leases)
+                {
+                    if (RecordCodec.ReadLeaseId(entry) is var leaseId and not 0) leases.Attach(leaseId, key);
+                    else if (Leases.TryParseLeaseKey(key, out var granted))
+                        leases.Granted(granted, (long)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(RecordCodec.StoredValue(entry)), now);
+                }
             }
             else
             {
                 existed = _keyDir.Remove(key, out previous, out previousExpiry);
                 r.RemovedLive |= existed && (previousExpiry == 0 || previousExpiry > now);
+                if (LeaseTable is { } leases && Leases.TryParseLeaseKey(key, out var revoked)) leases.Removed(revoked);
             }
             if (existed) _segments.Find(previous.SegmentId)?.AddLive(-previous.Length);
         }
