@@ -27,6 +27,12 @@ namespace Bitcask.Bench
                         Reopen time with and without hint files, in fresh processes (first open and a warm second one).
               primitives [--keys 1000000] [--seconds 3] [--runs 3] [--watch-rate 100000]
                         Put vs CompareAndSet vs Increment on 1 and 16 threads, and a watcher's delay at a paced put rate.
+              scale     [--keys 1000000,10000000,30000000] [--value-size 100] [--runs 1] [--seconds 10] [--out bench-results]
+                        [--svg FILE] [--dir DIR]
+                        Fill, get, overwrite, compaction, reopen, keydir bytes, RSS and disk per store size (a fresh
+                        process per size and run); Markdown table and an SVG chart of ns per operation.
+              hot       [--keys 1000000] [--op get|miss|put|seq] [--threads 1] [--seconds 10] [--durability Flushed]
+                        [--dir DIR]   One workload in a loop, for profiling from outside (perf, dotnet-trace).
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -51,6 +57,9 @@ namespace Bitcask.Bench
                     "reopen-one" => ReopenMode.RunOne(new Args(rest, "dir", "keys")),
                     "micro" => Micro.MicroBenchmarks.Run(rest),
                     "primitives" => PrimitivesMode.Run(new Args(rest, "keys", "seconds", "runs", "watch-rate"), Console.Out),
+                    "scale" => ScaleMode.Run(new Args(rest, "keys", "value-size", "runs", "seconds", "out", "svg", "dir"), Console.Out, Console.Error),
+                    "scale-one" => ScaleMode.RunOne(new Args(rest, "dir", "keys", "value-size", "seconds")),
+                    "hot" => HotMode.Run(new Args(rest, "keys", "value-size", "threads", "seconds", "op", "durability", "dir"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };
             }

@@ -39,25 +39,28 @@ public static class Compare
             .Select(r => Enum.TryParse<StoreRole>(r, ignoreCase: true, out var role) ? role : throw new ArgumentException($"Unknown role '{r}' in --roles; expected throughput and/or durable.")).ToHashSet();
 
         var configs = stores.SelectMany(StoreCatalog.ConfigsFor).Where(c => roles.Contains(c.Role)).ToList();
-        var summaries = new List<ConfigSummary>();
-        foreach (var config in configs)
+        // Runs are interleaved (run 1 of every store, then run 2 of every store, ...) so that a change in the machine's
+        // load over the minutes of a comparison falls on every store alike instead of on whichever store ran then.
+        var results = configs.ToDictionary(c => c, _ => new List<RunResult>());
+        var given = new HashSet<StoreConfig>();
+        for (var run = 1; run <= runs; run++)
         {
-            var results = new List<RunResult>();
-            for (var run = 1; run <= runs; run++)
+            foreach (var config in configs)
             {
+                if (given.Contains(config)) continue;
                 var dir = Path.Combine(root, $"{config.Store}-{config.Variant}-{run}");
                 log.WriteLine($"== {config.Id} run {run}/{runs} in {dir}");
                 var result = RunChild(config, dir, options, log);
                 TryDelete(dir);
-                results.Add(result);
+                results[config].Add(result);
                 if (result.Error is not null)
                 {
                     log.WriteLine($"   {config.Id}: {result.Error}");
-                    if (result.Metrics.Count <= 1) break; // nothing measured (e.g. a missing native library): another run will not help
+                    if (result.Metrics.Count <= 1) given.Add(config); // nothing measured (e.g. a missing native library): another run will not help
                 }
             }
-            summaries.Add(Summarize(config, results));
         }
+        var summaries = configs.Select(c => Summarize(c, results[c])).ToList();
         TryDelete(root);
 
         var report = new Report(DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture), MachineDescription(), options, runs, summaries);
@@ -235,7 +238,7 @@ public static class Compare
         sb.AppendLine();
     }
 
-    private static string Count(double v) => v switch
+    internal static string Count(double v) => v switch
     {
         >= 10_000_000 => (v / 1e6).ToString("0.0", CultureInfo.InvariantCulture) + "M",
         >= 1_000_000 => (v / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + "M",
