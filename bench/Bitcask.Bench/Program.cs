@@ -31,6 +31,9 @@ namespace Bitcask.Bench
                         [--svg FILE] [--dir DIR]
                         Fill, get, overwrite, compaction, reopen, keydir bytes, RSS and disk per store size (a fresh
                         process per size and run); Markdown table and an SVG chart of ns per operation.
+              pair      [--stores bitcask:flushed,faster:memory] [--rounds 5] [--seconds 3] [--keys 1000000]
+                        Read ratios taken within short rounds (a fresh process per store per round), median of the
+                        per-round ratios: robust to a machine whose load changes from minute to minute.
               hot       [--keys 1000000] [--op get|miss|put|seq] [--threads 1] [--seconds 10] [--durability Flushed]
                         [--dir DIR]   One workload in a loop, for profiling from outside (perf, dotnet-trace).
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
@@ -59,6 +62,8 @@ namespace Bitcask.Bench
                     "primitives" => PrimitivesMode.Run(new Args(rest, "keys", "seconds", "runs", "watch-rate"), Console.Out),
                     "scale" => ScaleMode.Run(new Args(rest, "keys", "value-size", "runs", "seconds", "out", "svg", "dir"), Console.Out, Console.Error),
                     "scale-one" => ScaleMode.RunOne(new Args(rest, "dir", "keys", "value-size", "seconds")),
+                    "pair" => PairMode.Run(new Args(rest, "stores", "keys", "value-size", "rounds", "seconds", "dir"), Console.Out, Console.Error),
+                    "pair-one" => PairMode.RunOne(new Args(rest, "store", "dir", "keys", "value-size", "seconds")),
                     "hot" => HotMode.Run(new Args(rest, "keys", "value-size", "threads", "seconds", "op", "durability", "dir"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };
