@@ -186,7 +186,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
 
     private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, out long recordExpiresAt)
     {
-        var found = Read(key, ref result, destination, decode: true, out var meta);
+        var found = Read(key, ref result, destination, decode: true, out var meta, full: false);
         recordExpiresAt = meta.ExpiresAt;
         return found;
     }
@@ -194,7 +194,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     /// <summary>The read path: keydir → segment → CRC and key check → decode (when <paramref name="decode"/>). The value goes
     /// to <paramref name="destination"/> (or a new array in <paramref name="result"/>); <paramref name="meta"/> comes from
     /// the same record.</summary>
-    private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, bool decode, out RecordMeta meta)
+    private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, bool decode, out RecordMeta meta, bool full = true)
     {
         meta = default;
         ThrowIfDisposed();
@@ -218,8 +218,10 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
                 var problem = CheckRecord(record, key, location);
                 if (problem is not null) throw new CorruptionException(segment.Path, location.Offset, problem);
                 var length = RecordCodec.RawValueLength(record);
-                meta = new RecordMeta(RecordCodec.ReadSequence(record), RecordCodec.ReadCreateRevision(record), RecordCodec.ReadExpiresAt(record),
-                    RecordCodec.ReadLeaseId(record), length);
+                meta = full // versions and lease only for the calls that report them: a plain get reads no trailer
+                    ? new RecordMeta(RecordCodec.ReadSequence(record), RecordCodec.ReadCreateRevision(record), RecordCodec.ReadExpiresAt(record),
+                        RecordCodec.ReadLeaseId(record), length)
+                    : new RecordMeta(0, 0, RecordCodec.ReadExpiresAt(record), 0, length);
                 if (!decode) return true;
                 var target = destination is null ? (result = new byte[length]) : destination.GetSpan(length)[..length];
                 if (!RecordCodec.TryDecodeValue(record, target))
