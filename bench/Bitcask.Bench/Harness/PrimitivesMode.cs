@@ -46,6 +46,8 @@ public static class PrimitivesMode
         output.WriteLine();
         double M(string name) => results.Select(r => r[name]).Order().ElementAt(results.Count / 2);
         output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"16 writers' puts/s with a stalled watcher subscribed to every key: {M("putStalled16"):N0}, without: {M("putAfter16"):N0} ({M("putStalled16") / M("putAfter16"):F2}×)"));
+        output.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"watch delay at {M("watchRate"):N0} puts/s achieved ({rate:N0} asked): p50 {M("watchP50"):F1} µs, p99 {M("watchP99"):F1} µs, events {M("watchEvents"):N0}"));
         return 0;
     }
@@ -69,6 +71,18 @@ public static class PrimitivesMode
                 store.CompareAndSet(key, version, value);
             });
             result["increment" + threads] = Measure(threads, seconds, (random, _) => store.Increment(Counter(random.NextInt64(10_000))));
+        }
+
+        // A stalled watcher (subscribed, never reading) beside 16 writers: what it costs them.
+        using (var stalled = new CancellationTokenSource())
+        {
+            var enumerator = store.Watch(Array.Empty<byte>(), 0, stalled.Token).GetAsyncEnumerator(stalled.Token);
+            var first = enumerator.MoveNextAsync(); // subscribes; never awaited again
+            result["putStalled16"] = Measure(16, seconds, (random, _) => store.Put(Key(random.NextInt64(keys)), value));
+            result["putAfter16"] = Measure(16, seconds, (random, _) => store.Put(Key(random.NextInt64(keys)), value));
+            stalled.Cancel();
+            try { first.AsTask().Wait(); } catch (AggregateException) { }
+            enumerator.DisposeAsync().AsTask().Wait();
         }
 
         // Watch delay: each value carries the Stopwatch timestamp of its put; the watcher measures when it sees it.
