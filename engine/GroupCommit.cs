@@ -63,8 +63,6 @@ internal sealed class WriteRequest
     /// <summary>Set by the leader: a problem with this request alone (a damaged record met while checking a condition);
     /// nothing was written and the store goes on.</summary>
     public Exception? RequestError;
-    /// <summary>Set by the leader: the sequence of the last entry written for this request (its revision).</summary>
-    public ulong Sequence;
     /// <summary>The lease a <see cref="WriteRequestKind.RevokeLease"/> request revokes.</summary>
     public long LeaseId;
     /// <summary>Set by the leader for a <see cref="WriteRequestKind.Cut"/> request.</summary>
@@ -104,7 +102,6 @@ internal sealed class WriteRequest
         _conditionKeysUsed = 0;
         FailedCondition = -1;
         RequestError = null;
-        Sequence = 0;
         LeaseId = 0;
         Cut = null;
         if (Signal.IsSet) Signal.Reset(); // a lone writer that led itself was never signalled: skip the atomic update

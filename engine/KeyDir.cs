@@ -337,15 +337,19 @@ internal sealed class KeyDir
     {
         foreach (var s in _stripes)
         {
-            if (s.Expiry is null) continue;
+            if (s.Expiry is null || Volatile.Read(ref s.ExpiringCount) == 0 || Volatile.Read(ref s.EarliestExpiry) > now) continue;
             lock (s.Gate)
             {
-                for (var i = 0; i < s.Used && into.Count < max; i++)
+                var earliest = long.MaxValue;
+                var i = 0;
+                for (; i < s.Used && into.Count < max; i++)
                 {
                     ref var e = ref s.Entries[i];
-                    if ((e.Flags & (Entry.InUse | Entry.HasExpiry)) == (Entry.InUse | Entry.HasExpiry) && s.Expiry[i] <= now)
-                        into.Add(s.Keys.AsSpan(e.KeyOffset, e.KeyLength).ToArray());
+                    if ((e.Flags & (Entry.InUse | Entry.HasExpiry)) != (Entry.InUse | Entry.HasExpiry)) continue;
+                    earliest = Math.Min(earliest, s.Expiry[i]);
+                    if (s.Expiry[i] <= now) into.Add(s.Keys.AsSpan(e.KeyOffset, e.KeyLength).ToArray());
                 }
+                if (i == s.Used) s.EarliestExpiry = earliest; // a whole scan: the bound is exact again
             }
             if (into.Count >= max) return;
         }
@@ -420,6 +424,9 @@ internal sealed class KeyDir
         public int KeysGarbage;
         public long[]? Expiry;
         public int ExpiringCount;
+        /// <summary>A lower bound of the expiries in this stripe (lowered as they are set, recomputed by a full sweep scan):
+        /// the expiry sweeper skips a stripe where nothing can have expired yet.</summary>
+        public long EarliestExpiry = long.MaxValue;
         public ulong[]? Seq;                     // only during recovery
         public int Version;                      // odd while a writer changes the stripe (see KeyDir.TryGet)
         public readonly Lock Gate = new();       // taken by writers, by enumeration and by a reader after failed optimistic attempts
@@ -547,6 +554,7 @@ internal sealed class KeyDir
             {
                 if (Expiry is null || Expiry.Length < Entries.Length) Array.Resize(ref Expiry, Entries.Length);
                 Expiry[i] = expiresAt;
+                if (expiresAt < EarliestExpiry) EarliestExpiry = expiresAt;
                 e.Flags |= Entry.HasExpiry;
                 if (!had) ExpiringCount++;
             }

@@ -14,7 +14,7 @@ internal sealed class LeaseTable
     {
         public long TtlMs = ttlMs;
         public long Deadline = deadline;
-        public readonly HashSet<byte[]> Keys = new(Inspection.ByteArrayComparer.Instance);
+        public readonly HashSet<byte[]> Keys = new(ByteArrayComparer.Instance);
     }
 
     private readonly Lock _lock = new();
@@ -86,12 +86,6 @@ internal sealed class LeaseTable
     public List<long> Expired(long now)
     {
         lock (_lock) return [.. _leases.Where(kv => kv.Value.Deadline <= now).Select(kv => kv.Key)];
-    }
-
-    /// <summary>The earliest deadline, or null when there is no lease.</summary>
-    public long? NextDeadline()
-    {
-        lock (_lock) return _leases.Count == 0 ? null : _leases.Values.Min(l => l.Deadline);
     }
 
     private static long SaturatingAdd(long a, long b) => b > long.MaxValue - a ? long.MaxValue : a + b;

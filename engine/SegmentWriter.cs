@@ -241,7 +241,6 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         {
             StampEntry(r, record, 0, durableLength, now);
         }
-        r.Sequence = _nextSequence - 1;
     }
 
     private void StampEntry(WriteRequest r, Span<byte> entry, int offset, uint durableLength, long now)
@@ -341,7 +340,7 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
         var candidates = LeaseTable!.KeysOf(r.LeaseId);
         _view.AddKeysWithLease(r.LeaseId, candidates);
         var keys = new List<byte[]>();
-        var seen = new HashSet<byte[]>(Inspection.ByteArrayComparer.Instance);
+        var seen = new HashSet<byte[]>(ByteArrayComparer.Instance);
         foreach (var key in candidates)
             if (seen.Add(key) && Current(key, KeyDir.Hash(key), now, checkCrc: false) is { Exists: true } state && state.LeaseId == r.LeaseId) keys.Add(key);
         var entry = RecordCodec.HeaderSize + RecordCodec.TrailerFieldSize;

@@ -42,9 +42,6 @@ internal sealed class StoreRecovery
     public int HintedSegments { get; private set; }
     public TimeSpan Elapsed { get; private set; }
 
-    /// <summary>Test seam: called before each plan step is applied.</summary>
-    internal Action<PlanStep>? BeforePlanStep { get; set; }
-
     /// <summary>Sealed segments without a usable hint file (a read-write store writes theirs after open).</summary>
     public List<Segment> SegmentsWithoutHint { get; } = [];
 
@@ -76,7 +73,6 @@ internal sealed class StoreRecovery
             Report(analysis);
             if (!ReadOnly)
             {
-                analysis.Plan.BeforeStep = BeforePlanStep;
                 analysis.Plan.Apply(_fs, _directory, _logger);
             }
         }

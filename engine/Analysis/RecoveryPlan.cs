@@ -32,9 +32,6 @@ internal sealed class RecoveryPlan
         lock (_steps) _steps.Add(step);
     }
 
-    /// <summary>Test seam: called before each step is applied (a fault-injection test throws here).</summary>
-    internal Action<PlanStep>? BeforeStep { get; set; }
-
     /// <summary>
     /// Applies every step in order: hint files before the segments they describe (a hint whose segment is gone would
     /// otherwise read as a lost segment if the crash came between), truncations with their quarantine copy first; then one
@@ -52,7 +49,6 @@ internal sealed class RecoveryPlan
         }).ToList();
         foreach (var step in ordered)
         {
-            BeforeStep?.Invoke(step);
             switch (step)
             {
                 case PlanStep.DeleteFile d:

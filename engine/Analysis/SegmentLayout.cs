@@ -264,7 +264,7 @@ internal static class SegmentLayout
             if (plausible && !aligned)
             {
                 // The header's length does not match its entries: judge it as a batch whose end is unknown.
-                return Find(data, bad, limits, chainOnly: true);
+                return FindChain(data, bad, limits);
             }
             return new DamagedBatch
             {
@@ -274,9 +274,9 @@ internal static class SegmentLayout
             };
         }
 
-        private static DamagedBatch Find(ReadOnlySpan<byte> data, int bad, in RecordLimits limits, bool chainOnly)
+        /// <summary>A batch whose end cannot be known: it spans the unbroken chain of intact entries after its header.</summary>
+        private static DamagedBatch FindChain(ReadOnlySpan<byte> data, int bad, in RecordLimits limits)
         {
-            _ = chainOnly;
             var p = bad + RecordCodec.HeaderSize;
             var intact = 0;
             while (p < data.Length && IntactEntryAt(data, p, data.Length, limits) is var length and > 0)

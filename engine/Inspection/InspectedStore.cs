@@ -26,13 +26,6 @@ internal sealed class SegmentContents
     public Dictionary<byte[], KeyState> Newest { get; } = new(ByteArrayComparer.Instance);
 }
 
-internal sealed class ByteArrayComparer : IEqualityComparer<byte[]>
-{
-    public static readonly ByteArrayComparer Instance = new();
-    public bool Equals(byte[]? x, byte[]? y) => x is null ? y is null : y is not null && x.AsSpan().SequenceEqual(y);
-    public int GetHashCode(byte[] obj) => (int)System.IO.Hashing.XxHash3.HashToUInt64(obj);
-}
-
 /// <summary>
 /// A store read in full for verify, dump and repair: the one <see cref="StoreAnalysis"/> (the same judge open uses), with
 /// every loaded segment walked (a whole hint only proves the segment durable; its bytes are still read) and every hint
