@@ -327,8 +327,16 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     {
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
+        PrefetchNewest(key);
         EncodePut(request, key, value, expiresAt, leaseId: 0);
         commit.Submit(request);
+    }
+
+    /// <summary>The leader reads the key's newest record for the version trailers of the next write (SegmentWriter.Current);
+    /// start loading it on the caller's thread, so the miss overlaps with encoding and queueing instead of following them.</summary>
+    private void PrefetchNewest(ReadOnlySpan<byte> key)
+    {
+        if (_keyDir.TryGet(key, out var location, out _)) _segments.Find(location.SegmentId)?.PrefetchRecord(location.Offset, (int)location.Length);
     }
 
     /// <summary>Validates and encodes one put (with its create-revision slot, and its lease) into a reset request.</summary>
@@ -350,7 +358,8 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         if (key.Length > ushort.MaxValue) return false; // no record can hold such a key (MaxKeyBytes bounds new puts only)
         Leases.ThrowIfReserved(key, nameof(key));
         // Nothing to remove: no tombstone needed (no older value of this key is indexed).
-        if (!_keyDir.TryGet(key, out _, out _)) return false;
+        if (!_keyDir.TryGet(key, out var newest, out _)) return false;
+        _segments.Find(newest.SegmentId)?.PrefetchRecord(newest.Offset, (int)newest.Length); // the leader reads it (see PrefetchNewest)
         var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);

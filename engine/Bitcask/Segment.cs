@@ -168,6 +168,17 @@ internal sealed class Segment
         }
     }
 
+    /// <summary>Starts loading the first and last cache line of the record at [offset, offset + length) from the mapping
+    /// (its header and its trailers). A hint only: never blocks, never faults (a prefetch of an unmapped address is a no-op).</summary>
+    public void PrefetchRecord(long offset, int length)
+    {
+        var mapping = _mapping;
+        if (mapping is null || length <= 0 || offset + length > Volatile.Read(ref _fileLength) || offset + length > mapping.Capacity) return;
+        ref var first = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(mapping.GetSpan(offset, length));
+        Prefetch.Line(ref first);
+        Prefetch.Line(ref System.Runtime.CompilerServices.Unsafe.Add(ref first, length - 1));
+    }
+
     private ReadOnlySpan<byte> ReadFile(long offset, int length, ref byte[]? scratch)
     {
         if (scratch is null || scratch.Length < length) scratch = new byte[Math.Max(length, 256)];
