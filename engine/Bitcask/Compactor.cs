@@ -403,10 +403,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
                 throw;
             }
             _written = bytes.Length;
+            _hintNext = bytes.Length;
             HintFile.BeginIncremental(_hint, header.SegmentId);
         }
 
         private readonly string _directory;
+        private long _hintNext; // where the next record's hint entry must start (hint entries tile the segment)
         public SegmentHeader Header { get; private set; }
         public uint Id => Header.SegmentId;
         public string FinalPath => Path.Combine(_directory, StoreFiles.SegmentName(Id));
@@ -426,7 +428,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             if (record.Length > _buffer.Length) { _file!.Write(_written, record); _written += record.Length; }
             else { record.CopyTo(_buffer.AsSpan(_buffered)); _buffered += record.Length; }
             HintFile.AppendEntry(_hint, new HintEntry(RecordCodec.ReadKind(record), (uint)offset, (uint)record.Length,
-                RecordCodec.ReadSequence(record), RecordCodec.ReadExpiresAt(record)), RecordCodec.Key(record));
+                RecordCodec.ReadSequence(record), RecordCodec.ReadExpiresAt(record)), RecordCodec.Key(record), ref _hintNext);
             _hintEntries++;
             var sequence = RecordCodec.ReadSequence(record);
             _minSequence = Math.Min(_minSequence, sequence);
@@ -458,7 +460,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             Header = Header with { SegmentId = id, MergeId = mergeId, OutputCount = outputCount };
             _file!.Write(0, Header.Encode());
             _file.Sync(); // the output's bytes are durable before its name can replace the inputs
-            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), id, _written, Header.Crc);
+            HintFile.FinishIncrementalHeader(_hint.GetSpanOfWritten(), id, Header.Size, _written, Header.Crc);
             HintFile.AppendTrailer(_hint, _hintEntries);
             _hints.WriteTemp(HintTempPath, _hint.WrittenSpan);
         }

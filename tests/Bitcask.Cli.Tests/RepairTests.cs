@@ -59,12 +59,12 @@ public class RepairTests
     public void Repair_of_a_damaged_hint_replaces_it_with_the_hint_of_the_healthy_store()
     {
         using var temp = new TempDirectory("repair-hint");
-        var dir = Cli.CopySample(temp, "v1-damaged-hint");
+        var dir = Cli.CopySample(temp, "v2-damaged-hint"); // repair writes the current (version 2) hint format
         var bad = StoreInspector.Verify(dir).Problems.First(p => p.Kind == ProblemKind.BadHint).File;
         var damaged = File.ReadAllBytes(Path.Combine(dir, bad));
 
         Assert.Equal(0, Cli.Run("repair", dir).Code);
-        Assert.Equal(File.ReadAllBytes(Path.Combine(Cli.Sample("v1-healthy"), bad)), File.ReadAllBytes(Path.Combine(dir, bad)));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Cli.Sample("v2-healthy"), bad)), File.ReadAllBytes(Path.Combine(dir, bad)));
         Assert.Equal(damaged, File.ReadAllBytes(Path.Combine(dir, "quarantine", $"{bad}-0.bin")));
         Assert.Equal(0, Cli.Run("verify", dir).Code);
         AssertReadable(dir, HealthyValues(), new HashSet<string>());

@@ -56,9 +56,10 @@ public class HintFileTests(ITestOutputHelper output)
 
     private static uint IdOf(string file) => uint.Parse(Path.GetFileNameWithoutExtension(file));
 
-    /// <summary>Size of the hint entry at <paramref name="entry"/>: 24 bytes, 8 more when flag bit 0 (has expiry) is set, then the key.</summary>
+    /// <summary>Size of the (version 2) hint entry at <paramref name="entry"/>: 15 bytes, 8 more when bit 2 of its first byte
+    /// (has expiry) is set, then the key (FORMAT.md §4).</summary>
     private static int EntrySize(byte[] hint, int entry) =>
-        24 + ((hint[entry + 5] & 1) != 0 ? 8 : 0) + BinaryPrimitives.ReadUInt16LittleEndian(hint.AsSpan(entry + 6));
+        15 + ((hint[entry] & 4) != 0 ? 8 : 0) + BinaryPrimitives.ReadUInt16LittleEndian(hint.AsSpan(entry + 1));
 
     /// <summary>Offsets of the entries of a well-formed hint file.</summary>
     private static List<int> EntryOffsets(byte[] hint)
@@ -68,11 +69,10 @@ public class HintFileTests(ITestOutputHelper output)
         return offsets;
     }
 
-    /// <summary>Recomputes the entry CRC at <paramref name="entry"/>, the whole-file CRC and the trailer CRC, so the edit
+    /// <summary>Recomputes the whole-file CRC and the trailer CRC (version 2 entries have no CRC of their own), so the edit
     /// can be caught only by what the hint says, not by a checksum.</summary>
-    private static void Reseal(byte[] hint, int entry)
+    private static void Reseal(byte[] hint)
     {
-        BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(entry), Crc32.HashToUInt32(hint.AsSpan(entry + 4, EntrySize(hint, entry) - 4)));
         var trailer = hint.Length - 24;
         BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(trailer + 16), Crc32.HashToUInt32(hint.AsSpan(0, trailer)));
         BinaryPrimitives.WriteUInt32LittleEndian(hint.AsSpan(trailer + 20), Crc32.HashToUInt32(hint.AsSpan(trailer, 20)));
@@ -218,14 +218,24 @@ public class HintFileTests(ITestOutputHelper output)
         var segmentLength = image.Fs.ReadAllBytes(segment).Length;
         var good = image.Fs.ReadAllBytes(HintOf(segment));
         var problems = new List<string>();
-        // Entry fields (FORMAT.md §4): offset at +8, length at +12.
-        foreach (var (field, value) in new[] { (8, (uint)segmentLength + 100), (8, (uint)segmentLength - 4), (12, (uint)segmentLength), (8, uint.MaxValue), (12, uint.MaxValue) })
+        // Version 2 entries (FORMAT.md §4) store no offset: the last entry's record is moved past the segment's end by its
+        // length (+3) or by its gap (bits 3-4 of its first byte: 2 = 64 bytes later, 3 is invalid).
+        var last = EntryOffsets(good)[^1];
+        var length = BinaryPrimitives.ReadUInt32LittleEndian(good.AsSpan(last + 3));
+        var edits = new (string What, Action<byte[]> Edit)[]
+        {
+            ($"length {segmentLength}", b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(last + 3), (uint)segmentLength)),
+            ($"length {length + 100}", b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(last + 3), length + 100)),
+            ("length uint.MaxValue", b => BinaryPrimitives.WriteUInt32LittleEndian(b.AsSpan(last + 3), uint.MaxValue)),
+            ("gap 64", b => b[last] = (byte)((b[last] & 0x07) | 2 << 3)),
+            ("gap code 3", b => b[last] = (byte)((b[last] & 0x07) | 3 << 3)),
+        };
+        foreach (var (what, edit) in edits)
         {
             var bad = (byte[])good.Clone();
-            var entry = EntryOffsets(bad)[^1];
-            BinaryPrimitives.WriteUInt32LittleEndian(bad.AsSpan(entry + field), value);
-            Reseal(bad, entry);
-            if (CheckIgnoredAndRewritten(image, segment, bad, $"hint entry {(field == 8 ? "offset" : "length")} set to {value}") is { } p) problems.Add(p);
+            edit(bad);
+            Reseal(bad);
+            if (CheckIgnoredAndRewritten(image, segment, bad, $"last hint entry: {what}") is { } p) problems.Add(p);
         }
         foreach (var p in problems) output.WriteLine(p);
         Assert.Empty(problems);
@@ -239,16 +249,11 @@ public class HintFileTests(ITestOutputHelper output)
         var segment = image.Segments[^1]; // the newest segment holds the newest record of every key
         var good = image.Fs.ReadAllBytes(HintOf(segment));
         var bad = (byte[])good.Clone();
-        var segmentLength = image.Fs.ReadAllBytes(segment).Length;
-        foreach (var entry in EntryOffsets(bad))
-        {
-            // Stay inside the segment (an entry past its end is caught by the bounds check above).
-            if (BinaryPrimitives.ReadUInt32LittleEndian(bad.AsSpan(entry + 8)) + 7L + BinaryPrimitives.ReadUInt32LittleEndian(bad.AsSpan(entry + 12)) > segmentLength) continue;
-            var offset = BinaryPrimitives.ReadUInt32LittleEndian(bad.AsSpan(entry + 8));
-            BinaryPrimitives.WriteUInt32LittleEndian(bad.AsSpan(entry + 8), offset + 7);
-            Reseal(bad, entry);
-        }
-        var problem = CheckIgnoredAndRewritten(image, segment, bad, "hint entries moved 7 bytes into their records");
+        // Version 2 entries follow one another: a first entry 7 bytes too long puts the second 7 bytes into its record.
+        var first = EntryOffsets(bad)[0];
+        BinaryPrimitives.WriteUInt32LittleEndian(bad.AsSpan(first + 3), BinaryPrimitives.ReadUInt32LittleEndian(bad.AsSpan(first + 3)) + 7);
+        Reseal(bad);
+        var problem = CheckIgnoredAndRewritten(image, segment, bad, "hint entries after the first moved 7 bytes into their records");
         Assert.True(problem is null, problem);
     }
 
@@ -265,7 +270,7 @@ public class HintFileTests(ITestOutputHelper output)
             var bytes = (byte[])stale.Clone();
             BinaryPrimitives.WriteUInt64LittleEndian(bytes.AsSpan(16), BinaryPrimitives.ReadUInt64LittleEndian(bytes.AsSpan(16)) + 1);
             BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(28), Crc32.HashToUInt32(bytes.AsSpan(0, 28)));
-            Reseal(bytes, EntryOffsets(bytes)[0]);
+            Reseal(bytes);
             if (CheckIgnoredAndRewritten(image, segment, bytes, $"stale hint for {Path.GetFileName(segment)}") is { } p) problems.Add(p);
         }
         foreach (var p in problems) output.WriteLine(p);

@@ -62,9 +62,10 @@ public class DataSampleTests
     [Theory]
     [InlineData("v1")]
     [InlineData("v2")]
+    [InlineData("v2-healthy-hint-v1")] // version 2 segments with the version 1 hints earlier builds wrote
     public void Healthy_sample_opens_read_write_with_its_golden_keys_and_values_and_accepts_new_writes(string version)
     {
-        using var dir = Copy(version + "-healthy");
+        using var dir = Copy(version.Contains('-') ? version : version + "-healthy");
         using (var store = BitcaskStore.Open(dir.Path))
         {
             Assert.Equal(46, store.Count);
@@ -85,9 +86,10 @@ public class DataSampleTests
     [Theory]
     [InlineData("v1")]
     [InlineData("v2")]
+    [InlineData("v2-healthy-hint-v1")] // version 2 segments with the version 1 hints earlier builds wrote
     public void Healthy_sample_opens_read_only_in_place_without_changing_a_byte(string version)
     {
-        var sample = Sample(version + "-healthy");
+        var sample = Sample(version.Contains('-') ? version : version + "-healthy");
         var files = Directory.GetFiles(sample).ToDictionary(f => f, File.ReadAllBytes);
         using (var store = BitcaskStore.Open(sample, new BitcaskOptions { ReadOnly = true }))
         {

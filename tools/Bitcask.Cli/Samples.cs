@@ -65,10 +65,10 @@ internal static class Samples
         CopyFiles(healthy, hinted);
         var hint = Directory.GetFiles(hinted, "*.hint").Order(StringComparer.Ordinal).First();
         var hintBytes = File.ReadAllBytes(hint);
-        // FORMAT.md §4: header 32 bytes; an entry is 24 bytes, plus 8 when flag bit 0 (expiry) is set, plus the key.
-        static int EntrySize(byte[] b, int at) => 24 + ((b[at + 5] & 1) != 0 ? 8 : 0) + BitConverter.ToUInt16(b, at + 6);
+        // FORMAT.md §4: header 32 bytes; a version 2 entry is 15 bytes, plus 8 when bit 2 (expiry) is set, plus the key.
+        static int EntrySize(byte[] b, int at) => 15 + ((b[at] & 4) != 0 ? 8 : 0) + BitConverter.ToUInt16(b, at + 1);
         var second = 32 + EntrySize(hintBytes, 32);
-        var hintAt = second + 24 + ((hintBytes[second + 5] & 1) != 0 ? 8 : 0);
+        var hintAt = second + 15 + ((hintBytes[second] & 4) != 0 ? 8 : 0);
         FlipBit(hint, hintAt, 0x01);
         log.Add($"{DamagedHint}: flipped bit 0 of byte {hintAt} of {Path.GetFileName(hint)} (in the key of the entry at offset {second})");
 

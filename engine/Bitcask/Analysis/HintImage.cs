@@ -14,7 +14,6 @@ internal static class HintImage
 {
     private const uint HeaderMagic = Format.HintFile.HeaderMagic;
     private const uint TrailerMagic = Format.HintFile.TrailerMagic;
-    private const ushort Version = Format.HintFile.Version;
     private const int HeaderSize = Format.HintFile.HeaderSize;
     private const int TrailerSize = Format.HintFile.TrailerSize;
 
@@ -38,8 +37,8 @@ internal static class HintImage
         long segmentLength = 0;
         if (BinaryPrimitives.ReadUInt32LittleEndian(header) != HeaderMagic) problems.Add((0, "hint header magic is not BCHT"));
         else if (BinaryPrimitives.ReadUInt32LittleEndian(header[28..]) != Crc32.HashToUInt32(header[..28])) problems.Add((28, "hint header CRC mismatch"));
-        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) is var v && v != Version) problems.Add((4, $"hint format version {v} is not supported (this build reads version {Version})"));
-        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0)
+        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[4..]) is var v && v is not (1 or 2)) problems.Add((4, $"hint format version {v} is not supported (this build reads versions 1 and 2)"));
+        else if (BinaryPrimitives.ReadUInt16LittleEndian(header[6..]) != 0 || (v == 1 && BinaryPrimitives.ReadUInt32LittleEndian(header[12..]) != 0))
             problems.Add((6, "hint header reserved bytes are not zero"));
         else
         {
@@ -61,7 +60,7 @@ internal static class HintImage
             problems.Add((trailerAt + 16, "hint whole-file CRC mismatch (some byte before the trailer is damaged)"));
         var expectedCount = BinaryPrimitives.ReadInt64LittleEndian(trailer[8..]);
 
-        // Entries are walked with the engine's own reader (per-entry CRCs checked), so verify and open agree on the format.
+        // Entries are walked with the engine's own reader (v1's per-entry CRCs checked), so verify and open agree on the format.
         var reader = new Bitcask.Format.HintFile.Reader(data[..trailerAt]);
         long count = 0;
         while (true)
