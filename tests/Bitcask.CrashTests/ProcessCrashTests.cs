@@ -32,6 +32,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
     {
         public required Process Process { get; init; }
         public readonly List<string> Lines = [];
+        public readonly List<string> Errors = [];
         public readonly TaskCompletionSource Ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
         public static Child Start(string dir, Durability durability, int seed, bool compact, bool backgroundOnly = false)
@@ -46,10 +47,22 @@ public class ProcessCrashTests(ITestOutputHelper output)
                 lock (child.Lines) child.Lines.Add(e.Data);
                 if (e.Data == "READY") child.Ready.TrySetResult();
             };
-            child.Process.ErrorDataReceived += (_, _) => { };
+            child.Process.ErrorDataReceived += (_, e) =>
+            {
+                if (e.Data is null) return;
+                lock (child.Errors) child.Errors.Add(e.Data);
+            };
             child.Process.BeginOutputReadLine();
             child.Process.BeginErrorReadLine();
             return child;
+        }
+
+        /// <summary>Why <see cref="WaitReady"/> failed: the child's exit code and the end of its standard error, or that it still runs.</summary>
+        public string NotReadyReason()
+        {
+            if (!Process.HasExited) return "no READY within 120 s (the child still runs)";
+            Process.WaitForExit(); // drains the redirected streams
+            lock (Errors) return $"the child exited with code {Process.ExitCode}: {string.Join(" | ", Errors.TakeLast(8))}";
         }
 
         public bool WaitReady() => Task.WaitAny([Ready.Task, Process.WaitForExitAsync()], TimeSpan.FromSeconds(120)) == 0; // generous: a loaded CI machine starts .NET slowly
@@ -128,7 +141,7 @@ public class ProcessCrashTests(ITestOutputHelper output)
             var readerChecks = 0;
             using (var child = Child.Start(dir.Path, durability, seed, compact, backgroundOnly))
             {
-                if (!child.WaitReady()) { problems.Add($"round {rounds}: the child never opened the store"); break; }
+                if (!child.WaitReady()) { problems.Add($"round {rounds}: the child never opened the store: {child.NotReadyReason()}"); break; }
                 var until = clock.Elapsed + TimeSpan.FromMilliseconds(rng.Next(80, 500));
                 while (clock.Elapsed < until)
                 {
