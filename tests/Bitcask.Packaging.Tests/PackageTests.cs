@@ -83,11 +83,12 @@ public sealed class PackageTests : IDisposable
                 <Nullable>enable</Nullable>
                 <ImplicitUsings>enable</ImplicitUsings>
                 <TreatWarningsAsErrors>true</TreatWarningsAsErrors>
+                <WarningsNotAsErrors>NU1603</WarningsNotAsErrors>
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="Bitcask" Version="[{PackageFolder.Version}]" />
                 <PackageReference Include="Bitcask.Extensions.Hosting" Version="[{PackageFolder.Version}]" />
-                <PackageReference Include="Microsoft.Extensions.Hosting" Version="10.0.1" />
+                <PackageReference Include="Microsoft.Extensions.Hosting" Version="10.0.5" />
               </ItemGroup>
             </Project>
             """);
