@@ -1,4 +1,4 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Reflection;
@@ -57,8 +57,9 @@ internal static class Telemetry
     public static readonly Histogram<double> CompactionDuration = Meter.CreateHistogram<double>("bitcask.compaction.duration", "s",
         "Duration of each compaction that merged segments.");
 
-    // Observable gauges: read from every open store when a listener collects.
-    private static readonly ConcurrentDictionary<BitcaskStore, byte> OpenStores = new();
+    // Observable gauges: read from every open store when a listener collects. Weak: a store never disposed is not kept alive.
+    private static readonly ConditionalWeakTable<BitcaskStore, object> OpenStores = new();
+    private static readonly object Marker = new();
 
     static Telemetry()
     {
@@ -69,12 +70,12 @@ internal static class Telemetry
         Meter.CreateObservableGauge("bitcask.keydir.bytes", () => Observe(s => s.KeydirBytes), "By", "Estimated memory of the in-memory key directory.");
     }
 
-    public static void Register(BitcaskStore store) => OpenStores.TryAdd(store, 0);
-    public static void Unregister(BitcaskStore store) => OpenStores.TryRemove(store, out _);
+    public static void Register(BitcaskStore store) => OpenStores.AddOrUpdate(store, Marker);
+    public static void Unregister(BitcaskStore store) => OpenStores.Remove(store);
 
     private static IEnumerable<Measurement<long>> Observe(Func<StoreStats, long> pick)
     {
-        foreach (var store in OpenStores.Keys)
+        foreach (var (store, _) in OpenStores)
         {
             StoreStats stats;
             try
