@@ -24,6 +24,9 @@ internal sealed class BackgroundWork(BitcaskOptions options, ILogger logger, Key
     private volatile CompactionResult? _lastCompaction;
     private int _compactionRunning;
 
+    /// <summary>The store's directory: the <c>db.namespace</c> of compaction metrics and traces.</summary>
+    public string StoreDirectory { get; init; } = "";
+
     /// <summary>The last compaction that merged something.</summary>
     public CompactionResult? LastCompaction => _lastCompaction;
 
@@ -136,8 +139,22 @@ internal sealed class BackgroundWork(BitcaskOptions options, ILogger logger, Key
         try
         {
             BeforeCompaction?.Invoke();
-            var result = compactor.Run(inputs, ct);
+            using var activity = Telemetry.StartActivity("bitcask.compact", StoreDirectory);
+            activity?.SetTag("bitcask.segments_in", inputs.Count);
+            CompactionResult result;
+            try
+            {
+                result = compactor.Run(inputs, ct);
+            }
+            catch (Exception e) when (Telemetry.Failed(activity, e))
+            {
+                throw;
+            }
             if (result.SegmentsIn > 0 && !result.Cancelled) _lastCompaction = result;
+            Telemetry.Compacted(StoreDirectory, result);
+            activity?.SetTag("bitcask.bytes_before", result.BytesBefore);
+            activity?.SetTag("bitcask.bytes_after", result.BytesAfter);
+            activity?.SetTag("bitcask.cancelled", result.Cancelled);
             return result;
         }
         finally

@@ -88,7 +88,12 @@ public sealed record BitcaskOptions
     /// <summary>Size of the engine's write buffer for <see cref="Durability.Buffered"/>. Default: 256 KiB.</summary>
     public int WriteBufferBytes { get; init; } = 256 << 10;
 
-    internal void Validate()
+    /// <summary>
+    /// Checks every option against its limits, as <see cref="BitcaskStore.Open(string, BitcaskOptions?)"/> does first:
+    /// throws <see cref="ArgumentOutOfRangeException"/> naming the option, its value and the rule, or
+    /// <see cref="ArgumentNullException"/> for a null <see cref="TimeProvider"/>. Lets a host validate settings at start.
+    /// </summary>
+    public void Validate()
     {
         static ArgumentOutOfRangeException Bad(string name, object value, string rule) =>
             new(name, value, $"BitcaskOptions.{name} must be {rule}.");

@@ -31,17 +31,28 @@ public sealed partial class BitcaskStore
     public BackupResult Backup(string targetDirectory, CancellationToken ct = default)
     {
         ThrowIfDisposed();
-        var clock = Stopwatch.StartNew();
-        var target = StoreBackup.CheckTarget(_fs, Directory, targetDirectory);
-        var cut = _background is not null ? _background.RunExclusive(TakeCut, ct) : ReadOnlyCut();
+        using var activity = Telemetry.StartActivity("bitcask.backup", Directory);
         try
         {
-            AfterBackupCutForTests?.Invoke();
-            return new StoreBackup(_fs, Directory, target, cut, ct).Run(clock);
+            var clock = Stopwatch.StartNew();
+            var target = StoreBackup.CheckTarget(_fs, Directory, targetDirectory);
+            var cut = _background is not null ? _background.RunExclusive(TakeCut, ct) : ReadOnlyCut();
+            try
+            {
+                AfterBackupCutForTests?.Invoke();
+                var result = new StoreBackup(_fs, Directory, target, cut, ct).Run(clock);
+                activity?.SetTag("bitcask.revision", result.Revision);
+                activity?.SetTag("bitcask.bytes_copied", result.BytesCopied);
+                return result;
+            }
+            finally
+            {
+                foreach (var segment in cut.Segments) segment.Release();
+            }
         }
-        finally
+        catch (Exception e) when (Telemetry.Failed(activity, e))
         {
-            foreach (var segment in cut.Segments) segment.Release();
+            throw;
         }
     }
 

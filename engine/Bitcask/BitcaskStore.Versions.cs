@@ -55,11 +55,14 @@ public sealed partial class BitcaskStore
     public bool CompareAndSet(ReadOnlySpan<byte> key, long expectedVersion, ReadOnlySpan<byte> value, WriteOptions options)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(expectedVersion);
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
         var leaseCondition = EncodeConditionalPut(request, key, value, options, expectedVersion);
         commit.Submit(request);
-        return Outcome(request, leaseCondition, options.LeaseId);
+        var stored = Outcome(request, leaseCondition, options.LeaseId);
+        Telemetry.Done(start, Directory, Telemetry.Cas, bytesWritten: stored ? request.Length : 0);
+        return stored;
     }
 
     /// <summary>Asynchronous <see cref="CompareAndSet(ReadOnlySpan{byte}, long, ReadOnlySpan{byte}, WriteOptions)"/>: the
@@ -69,11 +72,14 @@ public sealed partial class BitcaskStore
     {
         ArgumentOutOfRangeException.ThrowIfNegative(expectedVersion);
         ct.ThrowIfCancellationRequested();
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = new WriteRequest();
         var leaseCondition = EncodeConditionalPut(request, key.Span, value.Span, options, expectedVersion);
         await commit.SubmitAsync(request).ConfigureAwait(false);
-        return Outcome(request, leaseCondition, options.LeaseId);
+        var stored = Outcome(request, leaseCondition, options.LeaseId);
+        Telemetry.Done(start, Directory, Telemetry.Cas, bytesWritten: stored ? request.Length : 0);
+        return stored;
     }
 
     /// <summary>Asynchronous <see cref="PutIfAbsent"/>.</summary>
@@ -85,11 +91,14 @@ public sealed partial class BitcaskStore
     public bool CompareAndDelete(ReadOnlySpan<byte> key, long expectedVersion)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(expectedVersion);
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
         EncodeConditionalDelete(request, key, expectedVersion, durability: null);
         commit.Submit(request);
-        return Outcome(request, -1, 0);
+        var deleted = Outcome(request, -1, 0);
+        Telemetry.Done(start, Directory, Telemetry.CompareAndDelete, bytesWritten: deleted ? request.Length : 0);
+        return deleted;
     }
 
     /// <summary>Asynchronous <see cref="CompareAndDelete"/>.</summary>
@@ -97,11 +106,14 @@ public sealed partial class BitcaskStore
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(expectedVersion);
         ct.ThrowIfCancellationRequested();
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = new WriteRequest();
         EncodeConditionalDelete(request, key.Span, expectedVersion, durability);
         await commit.SubmitAsync(request).ConfigureAwait(false);
-        return Outcome(request, -1, 0);
+        var deleted = Outcome(request, -1, 0);
+        Telemetry.Done(start, Directory, Telemetry.CompareAndDelete, bytesWritten: deleted ? request.Length : 0);
+        return deleted;
     }
 
     /// <summary>
@@ -113,10 +125,13 @@ public sealed partial class BitcaskStore
         ArgumentNullException.ThrowIfNull(batch);
         var commit = WritableCommit();
         if (batch.Count == 0) return batch.ConditionCount == 0 || ConditionsHoldNow(batch);
+        var start = Telemetry.Start();
         var request = t_request ??= new WriteRequest();
         var firstLease = EncodeConditionalBatch(batch, request, durability);
         commit.Submit(request);
-        return BatchOutcome(request, batch, firstLease);
+        var applied = BatchOutcome(request, batch, firstLease);
+        Telemetry.Done(start, Directory, Telemetry.Transaction, bytesWritten: applied ? request.Length : 0);
+        return applied;
     }
 
     /// <summary>Asynchronous <see cref="TryWrite"/>.</summary>
@@ -126,10 +141,13 @@ public sealed partial class BitcaskStore
         ct.ThrowIfCancellationRequested();
         var commit = WritableCommit();
         if (batch.Count == 0) return batch.ConditionCount == 0 || ConditionsHoldNow(batch);
+        var start = Telemetry.Start();
         var request = new WriteRequest();
         var firstLease = EncodeConditionalBatch(batch, request, durability);
         await commit.SubmitAsync(request).ConfigureAwait(false);
-        return BatchOutcome(request, batch, firstLease);
+        var applied = BatchOutcome(request, batch, firstLease);
+        Telemetry.Done(start, Directory, Telemetry.Transaction, bytesWritten: applied ? request.Length : 0);
+        return applied;
     }
 
     /// <summary>Stores a value attached to lease <paramref name="leaseId"/> (<see cref="GrantLease"/>): it is deleted when the
@@ -143,22 +161,26 @@ public sealed partial class BitcaskStore
     /// <summary>Stores a value with per-call durability, time to live and lease (<see cref="WriteOptions"/>).</summary>
     public void Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, WriteOptions options)
     {
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
         var leaseCondition = EncodeConditionalPut(request, key, value, options, expectedVersion: null);
         commit.Submit(request);
         Outcome(request, leaseCondition, options.LeaseId);
+        Telemetry.Done(start, Directory, Telemetry.Put, bytesWritten: request.Length);
     }
 
     /// <summary>Asynchronous <see cref="Put(ReadOnlySpan{byte}, ReadOnlySpan{byte}, WriteOptions)"/>.</summary>
     public async ValueTask PutAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, WriteOptions options, CancellationToken ct = default)
     {
         ct.ThrowIfCancellationRequested();
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = new WriteRequest();
         var leaseCondition = EncodeConditionalPut(request, key.Span, value.Span, options, expectedVersion: null);
         await commit.SubmitAsync(request).ConfigureAwait(false);
         Outcome(request, leaseCondition, options.LeaseId);
+        Telemetry.Done(start, Directory, Telemetry.Put, bytesWritten: request.Length);
     }
 
     /// <summary>
@@ -170,6 +192,7 @@ public sealed partial class BitcaskStore
     public long Increment(ReadOnlySpan<byte> key, long delta = 1, TimeSpan? timeToLiveIfCreated = null)
     {
         if (timeToLiveIfCreated is { } ttl) ValidateTtl(ttl);
+        var start = Telemetry.Start();
         Span<byte> digits = stackalloc byte[24];
         var buffer = t_updateBuffer ??= new ArrayBufferWriter<byte>(64);
         while (true)
@@ -182,7 +205,11 @@ public sealed partial class BitcaskStore
             var request = t_request ??= new WriteRequest();
             var leaseCondition = PrepareIncrement(request, key, digits[..written], found, info, timeToLiveIfCreated);
             commit.Submit(request);
-            if (Outcome(request, leaseCondition, info.LeaseId)) return next;
+            if (Outcome(request, leaseCondition, info.LeaseId))
+            {
+                Telemetry.Done(start, Directory, Telemetry.Increment, bytesWritten: request.Length);
+                return next;
+            }
         }
     }
 
@@ -190,6 +217,7 @@ public sealed partial class BitcaskStore
     public async ValueTask<long> IncrementAsync(ReadOnlyMemory<byte> key, long delta = 1, TimeSpan? timeToLiveIfCreated = null, CancellationToken ct = default)
     {
         if (timeToLiveIfCreated is { } ttl) ValidateTtl(ttl);
+        var start = Telemetry.Start();
         var buffer = new ArrayBufferWriter<byte>(64);
         var digits = new byte[24];
         while (true)
@@ -203,7 +231,11 @@ public sealed partial class BitcaskStore
             var request = new WriteRequest();
             var leaseCondition = PrepareIncrement(request, key.Span, digits.AsSpan(0, written), found, info, timeToLiveIfCreated);
             await commit.SubmitAsync(request).ConfigureAwait(false);
-            if (Outcome(request, leaseCondition, info.LeaseId)) return next;
+            if (Outcome(request, leaseCondition, info.LeaseId))
+            {
+                Telemetry.Done(start, Directory, Telemetry.Increment, bytesWritten: request.Length);
+                return next;
+            }
         }
     }
 
@@ -238,6 +270,7 @@ public sealed partial class BitcaskStore
     public TResult Update<TState, TResult>(ReadOnlySpan<byte> key, TState state, KeyUpdate<TState, TResult> update)
     {
         ArgumentNullException.ThrowIfNull(update);
+        var start = Telemetry.Start();
         var buffer = new ArrayBufferWriter<byte>(64); // the callback may call Update itself: no shared buffer
         while (true)
         {
@@ -247,14 +280,22 @@ public sealed partial class BitcaskStore
             switch (action.Kind)
             {
                 case KeyUpdateAction.ActionKind.Keep:
+                    Telemetry.Done(start, Directory, Telemetry.Update);
                     return result; // a read: linearizable at the read above
                 case KeyUpdateAction.ActionKind.Put:
                     if (CompareAndSet(key, found ? info.Version : 0, action.Value.Span,
                             new WriteOptions(TimeToLive: action.TimeToLive, LeaseId: found && action.TimeToLive is null ? info.LeaseId : 0)))
+                    {
+                        Telemetry.Done(start, Directory, Telemetry.Update);
                         return result;
+                    }
                     break;
                 default:
-                    if (!found || CompareAndDelete(key, info.Version)) return result;
+                    if (!found || CompareAndDelete(key, info.Version))
+                    {
+                        Telemetry.Done(start, Directory, Telemetry.Update);
+                        return result;
+                    }
                     break;
             }
         }
@@ -264,6 +305,7 @@ public sealed partial class BitcaskStore
     public async ValueTask<TResult> UpdateAsync<TState, TResult>(ReadOnlyMemory<byte> key, TState state, KeyUpdate<TState, TResult> update, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(update);
+        var start = Telemetry.Start();
         var buffer = new ArrayBufferWriter<byte>(64);
         while (true)
         {
@@ -274,14 +316,22 @@ public sealed partial class BitcaskStore
             switch (action.Kind)
             {
                 case KeyUpdateAction.ActionKind.Keep:
+                    Telemetry.Done(start, Directory, Telemetry.Update);
                     return result;
                 case KeyUpdateAction.ActionKind.Put:
                     if (await CompareAndSetAsync(key, found ? info.Version : 0, action.Value,
                             new WriteOptions(TimeToLive: action.TimeToLive, LeaseId: found && action.TimeToLive is null ? info.LeaseId : 0), ct).ConfigureAwait(false))
+                    {
+                        Telemetry.Done(start, Directory, Telemetry.Update);
                         return result;
+                    }
                     break;
                 default:
-                    if (!found || await CompareAndDeleteAsync(key, info.Version, null, ct).ConfigureAwait(false)) return result;
+                    if (!found || await CompareAndDeleteAsync(key, info.Version, null, ct).ConfigureAwait(false))
+                    {
+                        Telemetry.Done(start, Directory, Telemetry.Update);
+                        return result;
+                    }
                     break;
             }
         }

@@ -65,7 +65,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             _writer.Watchers = _watchers;
             _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
             _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
-                () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed) { BeforeCompaction = () => _sweeper?.RunNow() };
+                () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed) { BeforeCompaction = () => _sweeper?.RunNow(), StoreDirectory = directory };
         }
     }
 
@@ -85,6 +85,23 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         Open(directory, options, OsFileSystem.Instance);
 
     internal static BitcaskStore Open(string directory, BitcaskOptions? options, IStorageFileSystem fs)
+    {
+        using var activity = Telemetry.StartActivity("bitcask.open", directory ?? "");
+        try
+        {
+            var store = OpenCore(directory!, options, fs);
+            activity?.SetTag("bitcask.keys", store._keyDir.Count);
+            activity?.SetTag("bitcask.read_only", store._options.ReadOnly);
+            Telemetry.Register(store);
+            return store;
+        }
+        catch (Exception e) when (Telemetry.Failed(activity, e))
+        {
+            throw;
+        }
+    }
+
+    private static BitcaskStore OpenCore(string directory, BitcaskOptions? options, IStorageFileSystem fs)
     {
         ArgumentException.ThrowIfNullOrEmpty(directory);
         options ??= new BitcaskOptions();
@@ -195,6 +212,14 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     /// to <paramref name="destination"/> (or a new array in <paramref name="result"/>); <paramref name="meta"/> comes from
     /// the same record.</summary>
     private bool Read(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, bool decode, out RecordMeta meta, bool full = true)
+    {
+        var start = Telemetry.Start();
+        var found = ReadCore(key, ref result, destination, decode, out meta, full);
+        if (start != 0) Telemetry.Done(start, Directory, Telemetry.Get, bytesRead: found && decode ? meta.ValueLength : 0);
+        return found;
+    }
+
+    private bool ReadCore(ReadOnlySpan<byte> key, ref byte[]? result, IBufferWriter<byte>? destination, bool decode, out RecordMeta meta, bool full)
     {
         meta = default;
         ThrowIfDisposed();
@@ -325,11 +350,13 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
 
     private void PutCore(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt)
     {
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
         PrefetchNewest(key);
         EncodePut(request, key, value, expiresAt, leaseId: 0);
         commit.Submit(request);
+        Telemetry.Done(start, Directory, Telemetry.Put, bytesWritten: request.Length);
     }
 
     /// <summary>The leader reads the key's newest record for the version trailers of the next write (SegmentWriter.Current);
@@ -364,7 +391,9 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);
         request.Length = RecordCodec.Encode(span, RecordKind.Tombstone, key, default, 0, 0, RecordFlags.PreviousVersion, 0);
+        var start = Telemetry.Start();
         commit.Submit(request);
+        Telemetry.Done(start, Directory, Telemetry.Delete, bytesWritten: request.Length);
         return request.RemovedLive;
     }
 
@@ -382,10 +411,12 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         ThrowIfConditional(batch);
         var commit = WritableCommit();
         if (batch.Count == 0) return;
+        var start = Telemetry.Start();
         var request = t_request ??= new WriteRequest();
         var firstLease = EncodeConditionalBatch(batch, request, durability: null);
         commit.Submit(request);
         BatchOutcome(request, batch, firstLease);
+        Telemetry.Done(start, Directory, Telemetry.Batch, bytesWritten: request.Length);
     }
 
     private static void ThrowIfConditional(WriteBatch batch)
@@ -404,10 +435,11 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             Put(key.Span, value.Span);
             return ValueTask.CompletedTask;
         }
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = new WriteRequest();
         EncodePut(request, key.Span, value.Span, 0, leaseId: 0);
-        return commit.SubmitAsync(request);
+        return start == 0 ? commit.SubmitAsync(request) : Telemetry.DoneAsync(commit.SubmitAsync(request), start, Directory, Telemetry.Put, request.Length);
     }
 
     /// <summary>Asynchronous <see cref="Write"/>.</summary>
@@ -423,14 +455,16 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         ThrowIfConditional(batch);
         var commit = WritableCommit();
         if (batch.Count == 0) return ValueTask.CompletedTask;
+        var start = Telemetry.Start();
         var request = new WriteRequest();
         var firstLease = EncodeConditionalBatch(batch, request, durability: null);
-        return Finish(commit.SubmitAsync(request), request, batch, firstLease);
+        return Finish(commit.SubmitAsync(request), request, batch, firstLease, start, Directory);
 
-        static async ValueTask Finish(ValueTask submitted, WriteRequest request, WriteBatch batch, int firstLease)
+        static async ValueTask Finish(ValueTask submitted, WriteRequest request, WriteBatch batch, int firstLease, long start, string store)
         {
             await submitted.ConfigureAwait(false);
             BatchOutcome(request, batch, firstLease);
+            Telemetry.Done(start, store, Telemetry.Batch, bytesWritten: request.Length);
         }
     }
 
@@ -445,10 +479,12 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     /// <summary>Returns when everything written before the call is on disk (flushed to the OS and fdatasync'd).</summary>
     public void Sync()
     {
+        var start = Telemetry.Start();
         var commit = WritableCommit();
         var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Sync);
         commit.Submit(request);
+        Telemetry.Done(start, Directory, Telemetry.Sync);
     }
 
     // ------------------------------------------------------------------ compaction and hints
@@ -523,6 +559,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        Telemetry.Unregister(this);
         _sweeper?.Stop();
         _background?.Stop();
         IOException? finalSyncFailure = null;

@@ -255,6 +255,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                 }
             }
 
+        if (Telemetry.CommitGroupSize.Enabled) Telemetry.CommitGroupSize.Record(group.Count);
         Exception? failure = null;
         try
         {

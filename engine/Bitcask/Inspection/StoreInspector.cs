@@ -155,6 +155,16 @@ public static class StoreInspector
     public static RepairReport Repair(string directory, InspectOptions? options = null) =>
         Repair(directory, options ?? new InspectOptions(), OsFileSystem.Instance);
 
-    internal static RepairReport Repair(string directory, InspectOptions options, IStorageFileSystem fs) =>
-        new StoreRepair(directory, options, fs).Run();
+    internal static RepairReport Repair(string directory, InspectOptions options, IStorageFileSystem fs)
+    {
+        using var activity = Telemetry.StartActivity("bitcask.repair", directory);
+        try
+        {
+            return new StoreRepair(directory, options, fs).Run();
+        }
+        catch (Exception e) when (Telemetry.Failed(activity, e))
+        {
+            throw;
+        }
+    }
 }

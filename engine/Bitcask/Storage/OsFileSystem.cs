@@ -66,7 +66,9 @@ internal sealed class OsFileSystem : IStorageFileSystem
         public void Write(long offset, ReadOnlySpan<byte> source) => RandomAccess.Write(handle, source, offset);
         public void Sync()
         {
+            var start = Telemetry.FsyncDuration.Enabled ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
             if (!Native.TryDataSync(handle, Path)) RandomAccess.FlushToDisk(handle);
+            if (start != 0) Telemetry.FsyncDuration.Record(System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds);
         }
         public void Truncate(long length) => RandomAccess.SetLength(handle, length);
         public FileMapping? Map(long capacity) => Native.IsLinux && capacity > 0 ? new OsMapping(handle, capacity, Path) : null;
