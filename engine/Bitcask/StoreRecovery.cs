@@ -123,7 +123,7 @@ internal sealed class StoreRecovery
             if (f.Kind == ProblemKind.TornTail) Log.TornTail(_logger, f.Path, f.Offset, f.Length, action, f.Message);
             else if (f.Kind == ProblemKind.BadHint) Log.HintRejected(_logger, f.Path, f.Message);
             else Log.Damaged(_logger, f.Path, f.Offset, f.Message, action);
-            _findings.Add(new RecoveryFinding(f.Path, f.Offset, $"{f.Kind.DisplayName()}: {f.Message}", action));
+            _findings.Add(new RecoveryFinding(f.Path, f.Offset, $"{f.Kind.DisplayName()}: {f.Message}", action) { Kind = f.Kind });
         }
     }
 

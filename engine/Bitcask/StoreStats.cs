@@ -59,6 +59,15 @@ public sealed record SegmentStats
 /// <summary>Something recovery found: file, offset, what was wrong and what was done about it.</summary>
 public sealed record RecoveryFinding(string Path, long Offset, string Problem, string Action)
 {
+    /// <summary>The kind of problem; null for a leftover temporary file.</summary>
+    public Inspection.ProblemKind? Kind { get; init; }
+
+    /// <summary>Whether the open read past data that was written and acknowledged: a damaged record or value, an unreadable
+    /// or missing segment. Its keys are missing from the store, or show an older value. (A torn tail was never
+    /// acknowledged in Flushed or Synced mode; a bad hint only cost a scan.)</summary>
+    public bool HidesData => Kind is Inspection.ProblemKind.DamagedRecord or Inspection.ProblemKind.UndecodableValue
+        or Inspection.ProblemKind.BadSegmentHeader or Inspection.ProblemKind.UnsupportedVersion or Inspection.ProblemKind.MissingSegment;
+
     /// <summary>The finding as <c>path:offset: problem (action)</c>.</summary>
     public override string ToString() => $"{Path}:{Offset}: {Problem} ({Action})";
 }

@@ -97,6 +97,41 @@ internal static partial class Commands
         return BitcaskStore.Open(full, ReadOnlyOptions);
     }
 
+    /// <summary>For commands that list what a read-only open sees (scan, export): prints a warning for every open finding
+    /// that hides written data (a read-only open reads past damage), and returns how many there were.</summary>
+    internal static int WarnAboutHiddenData(CliContext c, BitcaskStore store)
+    {
+        var hidden = store.GetStats().RecoveryFindings.Where(f => f.HidesData).ToList();
+        foreach (var f in hidden) c.Err.WriteLine($"warning: {Path.GetFileName(f.Path)}:{f.Offset}: {f.Problem}: its keys are missing or older here");
+        return hidden.Count;
+    }
+
+    /// <summary>Reads one key for scan and export; a record that fails its CRC is reported on stderr and skipped.</summary>
+    internal static bool TryRead(CliContext c, BitcaskStore store, byte[] key, out byte[] value, out long expiresAt, ref int unreadable)
+    {
+        try
+        {
+            return Entries.TryGet(store, key, out value, out expiresAt);
+        }
+        catch (CorruptionException e)
+        {
+            c.Err.WriteLine($"warning: key {Text.Show(key, 0)} skipped: {e.Message}");
+            unreadable++;
+            value = [];
+            expiresAt = 0;
+            return false;
+        }
+    }
+
+    /// <summary>The exit code and last stderr line of a listing that skipped damaged data.</summary>
+    internal static int DamageOutcome(CliContext c, string command, int hidden, int unreadable)
+    {
+        if (hidden == 0 && unreadable == 0) return Program.Ok;
+        c.Err.WriteLine($"{command}: the store is damaged ({hidden} finding(s) hiding data, {unreadable} unreadable key(s)): the output lacks those keys; " +
+            "run 'bitcask verify' for details and 'bitcask repair' to quarantine the damage");
+        return Program.Problems;
+    }
+
     /// <summary>Writers accept an existing store, or a missing or empty directory (a new store is created there).</summary>
     private static BitcaskStore OpenForWriting(string dir, bool mayCreate, BitcaskOptions? options = null)
     {
@@ -432,13 +467,16 @@ internal static partial class Commands
         var json = new Option<bool>("--json") { Description = "Print export-format JSON lines." };
         var cmd = new Command("scan", Help(
             "Live keys in byte order with their values, one per line: key TAB value, each as a JSON string when it is " +
-            "printable UTF-8, else as 0x-hex. Opens the store read-only.",
+            "printable UTF-8, else as 0x-hex. Opens the store read-only. A damaged store still lists every readable key, " +
+            "warns on stderr about what it could not read, and exits 1.",
             "bitcask scan /var/lib/myservice/kv --prefix session: --limit 10"))
         { dir, prefix, limit, keysOnly, json };
         limit.Validators.Add(v => { if (v.GetValueOrDefault<int?>() is < 0) v.AddError("--limit must be 0 or more."); });
         cmd.SetAction(r => Guard(c, () =>
         {
             using var store = OpenReadOnly(r.GetValue(dir)!);
+            var hidden = WarnAboutHiddenData(c, store);
+            var unreadable = 0;
             var p = r.GetValue(prefix) is { } s ? Utf8(s) : [];
             var keys = store.Keys(p).ToList();
             keys.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
@@ -446,10 +484,10 @@ internal static partial class Commands
             foreach (var key in keys.Take(max))
             {
                 if (r.GetValue(keysOnly)) { c.Out.WriteLine(Text.Show(key, 0)); continue; }
-                if (!Entries.TryGet(store, key, out var value, out var expiresAt)) continue;
+                if (!TryRead(c, store, key, out var value, out var expiresAt, ref unreadable)) continue;
                 c.Out.WriteLine(r.GetValue(json) ? ExportLine(key, value, expiresAt) : $"{Text.Show(key, 0)}\t{Text.Show(value, 0)}");
             }
-            return Program.Ok;
+            return DamageOutcome(c, "scan", hidden, unreadable);
         }));
         return cmd;
     }

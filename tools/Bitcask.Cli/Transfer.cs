@@ -39,12 +39,15 @@ internal static partial class Commands
         var cmd = new Command("export", Help(
             "Every live key as JSON lines, in key byte order: {\"key\": K, \"value\": V}, plus \"expiresAt\" (Unix ms) when the key " +
             "has a TTL; when the key or value is not UTF-8 both are base64 and the line has \"encoding\": \"base64\". " +
-            "Opens the store read-only: a consistent snapshot of each key as of the open.",
+            "Opens the store read-only: a consistent snapshot of each key as of the open. A damaged store is still exported " +
+            "(every readable key), with a warning on stderr for what could not be read, and exit code 1.",
             "bitcask export /var/lib/myservice/kv --out backup.jsonl", "bitcask export /var/lib/myservice/kv | gzip > backup.jsonl.gz"))
         { dir, output };
         cmd.SetAction(r => Guard(c, () =>
         {
             using var store = OpenReadOnly(r.GetValue(dir)!);
+            var hidden = WarnAboutHiddenData(c, store);
+            var unreadable = 0;
             var target = r.GetValue(output);
             string? full = null, temp = null;
             if (target is not null)
@@ -66,7 +69,7 @@ internal static partial class Commands
                 {
                     foreach (var key in keys)
                     {
-                        if (Entries.TryGet(store, key, out var value, out var expiresAt))
+                        if (TryRead(c, store, key, out var value, out var expiresAt, ref unreadable))
                         {
                             writer.Write(ExportLine(key, value, expiresAt));
                             writer.Write('\n');
@@ -84,9 +87,9 @@ internal static partial class Commands
             if (temp is not null)
             {
                 File.Move(temp, full!, overwrite: true);
-                c.Err.WriteLine($"exported {keys.Count} keys to {full}");
+                c.Err.WriteLine($"exported {keys.Count - unreadable} keys to {full}");
             }
-            return Program.Ok;
+            return DamageOutcome(c, "export", hidden, unreadable);
         }));
         return cmd;
     }
