@@ -93,20 +93,21 @@ internal sealed class DurableLimiterCore : IDisposable
         {
             _queues.TryGetValue(partition, out var queue);
             var queued = queue?.Count ?? 0;
+            long retryAfter = -1;
             if (queued == 0 || _algorithm.QueueProcessingOrder == QueueProcessingOrder.NewestFirst)
             {
                 var d = Attempt(key, permits);
-                if (d.Acquired || permits == 0) return ValueTask.FromResult(Lease(d));
-                if (permits > _algorithm.QueueLimit) return ValueTask.FromResult(Lease(d));
+                if (d.Acquired || permits == 0 || permits > _algorithm.QueueLimit) return ValueTask.FromResult(Lease(d));
+                retryAfter = d.RetryAfterMs;
+            }
+            if ((queue?.QueuedPermits ?? 0) + permits > _algorithm.QueueLimit)
+            {
+                if (_algorithm.QueueProcessingOrder == QueueProcessingOrder.OldestFirst)
+                    return ValueTask.FromResult(Lease(new Decision(false, 0, retryAfter >= 0 ? retryAfter : Attempt(key, permits).RetryAfterMs)));
+                // Newest first: the oldest waiters make room (their leases fail).
+                evicted = queue!.EvictOldestUntil(_algorithm.QueueLimit - permits);
             }
             queue ??= _queues[partition] = new PartitionQueue(key);
-            if (queue.QueuedPermits + permits > _algorithm.QueueLimit)
-            {
-                if (_algorithm.QueueProcessingOrder == QueueProcessingOrder.OldestFirst || permits > _algorithm.QueueLimit)
-                    return ValueTask.FromResult(Lease(new Decision(false, 0, Attempt(key, permits).RetryAfterMs)));
-                // Newest first: the oldest waiters make room (their leases fail).
-                evicted = queue.EvictOldestUntil(_algorithm.QueueLimit - permits);
-            }
             waiter = new Waiter(permits);
             queue.Add(waiter);
             if (ct.CanBeCanceled)
@@ -115,7 +116,8 @@ internal sealed class DurableLimiterCore : IDisposable
                     var (core, partition, w, token) = ((DurableLimiterCore, string, Waiter, CancellationToken))o!;
                     core.Cancel(partition, w, token);
                 }, (this, partition, waiter, ct));
-            Schedule(partition, queue, 0);
+            // The timer serves the queue when the store should have permits again; one is running once a queue exists.
+            if (queue.Timer is null) Schedule(partition, queue, Math.Max(1, retryAfter >= 0 ? retryAfter : Attempt(key, permits).RetryAfterMs));
         }
         for (var w = evicted; w is not null; w = w.Next) w.Complete(Lease(new Decision(false, 0, 0)));
         return new ValueTask<RateLimitLease>(waiter.Task);
