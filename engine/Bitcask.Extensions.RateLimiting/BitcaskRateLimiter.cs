@@ -112,7 +112,7 @@ internal sealed class SingleDurableLimiter(DurableLimiterCore core) : RateLimite
 {
     private const string Partition = "";
 
-    public override TimeSpan? IdleDuration => null; // the state is durable: never idle in the in-memory sense
+    public override TimeSpan? IdleDuration => core.IdleDuration(Partition);
 
     public override RateLimiterStatistics? GetStatistics() => core.GetStatistics(Partition);
 

@@ -18,6 +18,7 @@ internal sealed class DurableLimiterCore : IDisposable
     private readonly Lock _gate = new();
     private readonly Dictionary<string, PartitionQueue> _queues = new(StringComparer.Ordinal);
     private long _successful, _failed;
+    private long _lastActivity; // clock timestamp of the last acquire, for IdleDuration
     private bool _disposed;
 
     public DurableLimiterCore(BitcaskStore store, Algorithm algorithm, string name, BitcaskRateLimiterOptions? options)
@@ -30,6 +31,7 @@ internal sealed class DurableLimiterCore : IDisposable
         _algorithm = algorithm;
         _keyPrefix = options.KeyPrefix + name + "/";
         _clock = options.TimeProvider ?? store.Options.TimeProvider;
+        _lastActivity = _clock.GetTimestamp();
     }
 
     public Algorithm Algorithm => _algorithm;
@@ -70,10 +72,16 @@ internal sealed class DurableLimiterCore : IDisposable
         return DurableLease.Failed(TimeSpan.FromMilliseconds(d.RetryAfterMs));
     }
 
+    /// <summary>How long since the last acquire when nothing is queued (null while requests wait): what the ASP.NET Core
+    /// middleware uses to drop idle per-key limiters, harmless here since the state is in the store.</summary>
+    public TimeSpan? IdleDuration(string partition) =>
+        QueuedCount(partition) > 0 ? null : _clock.GetElapsedTime(Interlocked.Read(ref _lastActivity));
+
     public RateLimitLease AttemptAcquire(string partition, int permits)
     {
         CheckPermits(permits);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        Interlocked.Exchange(ref _lastActivity, _clock.GetTimestamp());
         var key = KeyOf(partition);
         // Permits go to queued requests first when they are served oldest first (as the built-in limiters do).
         if (permits > 0 && _algorithm.QueueProcessingOrder == QueueProcessingOrder.OldestFirst && QueuedCount(partition) > 0)
@@ -85,6 +93,7 @@ internal sealed class DurableLimiterCore : IDisposable
     {
         CheckPermits(permits);
         ObjectDisposedException.ThrowIf(_disposed, this);
+        Interlocked.Exchange(ref _lastActivity, _clock.GetTimestamp());
         ct.ThrowIfCancellationRequested();
         var key = KeyOf(partition);
         Waiter? evicted = null;
