@@ -330,6 +330,22 @@ public sealed class CachingTests : IDisposable
     }
 
     [Fact]
+    public void The_container_registration_uses_the_container_TimeProvider_and_the_configured_options()
+    {
+        var hostClock = Clocks.Fake();
+        var services = new Microsoft.Extensions.DependencyInjection.ServiceCollection();
+        Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<TimeProvider>(services, hostClock);
+        services.AddBitcaskDistributedCache(_store, o => o.KeyPrefix = "di/");
+        using var sp = Microsoft.Extensions.DependencyInjection.ServiceCollectionContainerBuilderExtensions.BuildServiceProvider(services);
+        var cache = (IDistributedCache)sp.GetService(typeof(IDistributedCache))!;
+        Assert.Same(cache, sp.GetService(typeof(IBufferDistributedCache)));
+        cache.Set("k", [1], new DistributedCacheEntryOptions { AbsoluteExpirationRelativeToNow = TimeSpan.FromHours(1) });
+        Assert.NotNull(_store.GetInfo("di/k"u8));
+        hostClock.Advance(TimeSpan.FromHours(1)); // the store's clock did not move: only the host's clock expires it
+        Assert.Null(cache.Get("k"));
+    }
+
+    [Fact]
     public void Bad_options_are_rejected_with_the_option_named()
     {
         var ex = Assert.Throws<ArgumentOutOfRangeException>(() => new BitcaskDistributedCache(_store, new BitcaskCacheOptions { SlidingPersistFraction = 1 }));
