@@ -98,17 +98,21 @@ internal sealed class DurableLimiterCore : IDisposable
         var key = KeyOf(partition);
         Waiter? evicted = null;
         Waiter waiter;
+        // The store write happens outside the gate: the gate only guards the in-memory queues.
+        bool tryNow;
+        lock (_gate)
+            tryNow = _algorithm.QueueProcessingOrder == QueueProcessingOrder.NewestFirst || !_queues.TryGetValue(partition, out var q) || q.Count == 0;
+        long retryAfter = -1;
+        if (tryNow)
+        {
+            var d = Attempt(key, permits);
+            if (d.Acquired || permits == 0 || permits > _algorithm.QueueLimit) return ValueTask.FromResult(Lease(d));
+            retryAfter = d.RetryAfterMs;
+        }
         lock (_gate)
         {
+            ObjectDisposedException.ThrowIf(_disposed, this);
             _queues.TryGetValue(partition, out var queue);
-            var queued = queue?.Count ?? 0;
-            long retryAfter = -1;
-            if (queued == 0 || _algorithm.QueueProcessingOrder == QueueProcessingOrder.NewestFirst)
-            {
-                var d = Attempt(key, permits);
-                if (d.Acquired || permits == 0 || permits > _algorithm.QueueLimit) return ValueTask.FromResult(Lease(d));
-                retryAfter = d.RetryAfterMs;
-            }
             if ((queue?.QueuedPermits ?? 0) + permits > _algorithm.QueueLimit)
             {
                 if (_algorithm.QueueProcessingOrder == QueueProcessingOrder.OldestFirst)
