@@ -36,6 +36,9 @@ namespace Bitcask.Bench
                         per-round ratios: robust to a machine whose load changes from minute to minute.
               hot       [--keys 1000000] [--op get|miss|put|seq] [--threads 1] [--seconds 10] [--durability Flushed]
                         [--dir DIR]   One workload in a loop, for profiling from outside (perf, dotnet-trace).
+              integrations [--keys 10000] [--seconds 2] [--runs 3]
+                        HybridCache get-or-create with the bitcask L2 vs MemoryDistributedCache, and durable vs in-memory
+                        fixed-window rate-limiter acquires on 1 and 16 threads, in the same run.
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -58,6 +61,7 @@ namespace Bitcask.Bench
                     "latency" => LatencyMode.Run(new Args(rest, "keys", "value-size", "seconds"), Console.Out),
                     "reopen" => ReopenMode.Run(new Args(rest, "keys", "value-size", "runs", "dir"), Console.Out, Console.Error),
                     "reopen-one" => ReopenMode.RunOne(new Args(rest, "dir", "keys")),
+                    "integrations" => IntegrationsMode.Run(new Args(rest, "keys", "seconds", "runs"), Console.Out),
                     "micro" => Micro.MicroBenchmarks.Run(rest),
                     "primitives" => PrimitivesMode.Run(new Args(rest, "keys", "seconds", "runs", "watch-rate"), Console.Out),
                     "scale" => ScaleMode.Run(new Args(rest, "keys", "value-size", "runs", "seconds", "out", "svg", "dir"), Console.Out, Console.Error),

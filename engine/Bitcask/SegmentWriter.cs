@@ -117,7 +117,11 @@ internal sealed class SegmentWriter : GroupCommit.ILeaderWork
             foreach (var r in group)
                 if (r.Kind is WriteRequestKind.Record or WriteRequestKind.RevokeLease && r.Target is not null) ApplyToKeyDir(r, r.Target, (int)r.Offset, now);
             _view.Clear();
-            Volatile.Write(ref _appliedSequence, _nextSequence - 1);
+            // Under the watch hub's lock when there is a hub: a watch subscribing now either reads this revision (and
+            // replays the group from the log) or is in the subscriber list the publish below reads. Written outside the
+            // lock, a subscriber could read the old revision and the leader an old, empty list: the group's events lost.
+            if (Watchers is { } hub) hub.SetApplied(ref _appliedSequence, _nextSequence - 1);
+            else Volatile.Write(ref _appliedSequence, _nextSequence - 1);
             foreach (var r in group)
                 if (r.Kind == WriteRequestKind.Cut)
                 {

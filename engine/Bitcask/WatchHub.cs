@@ -42,6 +42,13 @@ internal sealed class WatchHub
         return subscriber;
     }
 
+    /// <summary>Publishes the applied revision under the subscription lock (leader only), so that
+    /// <see cref="Subscribe"/> and the leader's check for subscribers cannot both miss each other.</summary>
+    public void SetApplied(ref ulong applied, ulong revision)
+    {
+        lock (_lock) Volatile.Write(ref applied, revision);
+    }
+
     public void Unsubscribe(Subscriber subscriber)
     {
         lock (_lock) _subscribers = _subscribers.Where(s => !ReferenceEquals(s, subscriber)).ToArray();
