@@ -43,3 +43,13 @@ public static class Tools
         return dll;
     }
 }
+
+/// <summary>A fact skipped, with the reason, where a Redis program is not installed.</summary>
+public sealed class NeedsProgramFactAttribute : FactAttribute
+{
+    public NeedsProgramFactAttribute(string program)
+    {
+        if (Tools.Find(program) is null)
+            Skip = $"{program} is not installed (Debian package {(program == "redis-server" ? "redis-server" : "redis-tools")}; .ci/run installs it)";
+    }
+}
