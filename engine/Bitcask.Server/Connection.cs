@@ -100,12 +100,12 @@ internal sealed partial class Connection
     private async Task ReadLoop(PipeReader input)
     {
         var options = _server.Options;
-        while (!_stopping)
+        while (true)
         {
             var read = await input.ReadAsync().ConfigureAwait(false);
             var buffer = read.Buffer;
             var protocolError = false;
-            while (!_stopping && !_quit)
+            while (!_aborted && !_quit)
             {
                 var status = RequestParser.TryParse(buffer, _server.MaxBulkBytes, Authenticated, out var consumed, out var args, out var error);
                 if (status == ParseStatus.Incomplete)
@@ -134,7 +134,9 @@ internal sealed partial class Connection
             }
             input.AdvanceTo(buffer.Start, buffer.End);
             FlushReplies();
-            if (protocolError || _quit || read.IsCompleted || read.IsCanceled) return;
+            if (protocolError || _quit || _aborted || read.IsCompleted) return;
+            // A graceful stop answers every command the client sent before it (also those still in the socket buffer).
+            if (_stopping && _socket.Available == 0) return;
         }
     }
 
