@@ -28,6 +28,7 @@ internal sealed partial class Connection
     private PipeReader? _input;
     private long _written, _sent;
     private TaskCompletionSource? _drained;
+    private readonly List<Task<bool>> _pendingCommits = [];
     private volatile bool _stopping, _aborted, _quit;
 
     public Connection(Socket socket, ServerState server, long id)
@@ -75,6 +76,7 @@ internal sealed partial class Connection
         {
             _input = PipeReader.Create(new NetworkStream(_socket, ownsSocket: false),
                 new StreamPipeReaderOptions(bufferSize: 64 * 1024, minimumReadSize: 4096));
+            _socket.Blocking = false; // replies go out with a non-blocking send when nothing is queued (FlushReplies)
             await ReadLoop(_input).ConfigureAwait(false);
         }
         catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or OperationCanceledException)
@@ -133,6 +135,7 @@ internal sealed partial class Connection
                 if (PendingOutput > options.MaxOutputBufferBytes) await WaitForDrain().ConfigureAwait(false);
             }
             input.AdvanceTo(buffer.Start, buffer.End);
+            await DrainPendingCommits().ConfigureAwait(false);
             FlushReplies();
             if (protocolError || _quit || _aborted || read.IsCompleted) return;
             // A graceful stop answers every command the client sent before it (also those still in the socket buffer).
@@ -146,7 +149,30 @@ internal sealed partial class Connection
     private void FlushReplies()
     {
         if (_reply.Length == 0) return;
-        Write(_reply.Written.Span);
+        var bytes = _reply.Written.Span;
+        lock (_outputLock)
+        {
+            // Fast path: nothing queued for the sender, so send on this thread without blocking (no hand-off); what the
+            // socket does not take at once goes to the sender.
+            if (!_aborted && Interlocked.Read(ref _written) == Interlocked.Read(ref _sent))
+            {
+                try
+                {
+                    var sent = _socket.Send(bytes, SocketFlags.None, out var error);
+                    if (error is SocketError.Success or SocketError.WouldBlock && sent > 0)
+                    {
+                        Interlocked.Add(ref _written, sent);
+                        Interlocked.Add(ref _sent, sent);
+                        bytes = bytes[sent..];
+                    }
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+            }
+            if (!bytes.IsEmpty) Write(bytes);
+        }
         _reply.Clear();
     }
 
@@ -294,6 +320,7 @@ internal sealed partial class Connection
             _reply.Error($"ERR Can't execute '{spec.Name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context");
             return;
         }
+        if (_pendingCommits.Count > 0 && !IsBlindWrite(spec, args)) await DrainPendingCommits().ConfigureAwait(false);
         if (InMulti && !spec.Has(CommandFlags.TransactionControl))
         {
             Queued.Add((spec, args));
@@ -326,7 +353,20 @@ internal sealed partial class Connection
             try
             {
                 spec.Handler(context);
-                if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db.BuildBatch()).ConfigureAwait(false))
+                if (_db.HasWrites && !_db.HasReads && _server.Durability == Durability.Synced && context.AfterCommit.Count == 0)
+                {
+                    // A blind write (no condition, so it cannot fail but by an I/O error): queue it and go on with the
+                    // next pipelined command, so pipelined writes share one fdatasync. Its reply waits in the reply
+                    // buffer until DrainPendingCommits saw it committed.
+                    var commit = _server.CommitAsync(_db.BuildBatch());
+                    if (!commit.IsCompleted)
+                    {
+                        _pendingCommits.Add(commit.AsTask());
+                        return;
+                    }
+                    await commit.ConfigureAwait(false);
+                }
+                else if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db.BuildBatch()).ConfigureAwait(false))
                 {
                     _reply.Length = mark;
                     continue;
@@ -345,6 +385,46 @@ internal sealed partial class Connection
             }
             foreach (var action in context.AfterCommit) action();
             return;
+        }
+    }
+
+    /// <summary>Commands that only write, without reading any key: they may be queued behind each other without waiting.</summary>
+    private static bool IsBlindWrite(CommandSpec spec, byte[][] args)
+    {
+        switch (spec.Name)
+        {
+            case "mset" or "setex" or "psetex":
+                return true;
+            case "set":
+                for (var i = 3; i < args.Length; i++)
+                    if (System.Text.Ascii.EqualsIgnoreCase(args[i], "NX") || System.Text.Ascii.EqualsIgnoreCase(args[i], "XX")
+                        || System.Text.Ascii.EqualsIgnoreCase(args[i], "GET") || System.Text.Ascii.EqualsIgnoreCase(args[i], "KEEPTTL"))
+                        return false;
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>Waits for the queued blind writes. One that failed (an I/O error: the store refuses writes from then on)
+    /// closes the connection, so its already-written OK is never sent.</summary>
+    private async ValueTask DrainPendingCommits()
+    {
+        if (_pendingCommits.Count == 0) return;
+        try
+        {
+            await Task.WhenAll(_pendingCommits).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            _server.Logger.LogError(e, "Closing client {Id} ({Address}): a write it sent failed", Id, Address);
+            _reply.Clear();
+            _aborted = true;
+            throw new IOException("a pipelined write failed: " + e.Message, e);
+        }
+        finally
+        {
+            _pendingCommits.Clear();
         }
     }
 

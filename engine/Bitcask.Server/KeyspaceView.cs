@@ -31,6 +31,9 @@ internal sealed class KeyspaceView(BitcaskStore store)
     /// <summary>More than one key was read from the store: a commit checks they still hold (an atomic multi-key read).</summary>
     public bool ReadSeveral => _readVersions.Count > 1;
 
+    /// <summary>A key was read from the store: the commit must be conditional on its version.</summary>
+    public bool HasReads => _readVersions.Count > 0;
+
     public IEnumerable<byte[]> StagedKeys => _order;
 
     public long NowMs => store.Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
