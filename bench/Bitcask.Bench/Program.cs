@@ -36,6 +36,9 @@ namespace Bitcask.Bench
                         per-round ratios: robust to a machine whose load changes from minute to minute.
               hot       [--keys 1000000] [--op get|miss|put|seq] [--threads 1] [--seconds 10] [--durability Flushed]
                         [--dir DIR]   One workload in a loop, for profiling from outside (perf, dotnet-trace).
+              server    [--requests 50000] [--runs 3] [--clients 50]
+                        redis-benchmark SET and GET (100 B values, P1 and P16) against 'bitcask serve' (Synced, Flushed)
+                        and redis-server (appendfsync always, everysec), fresh servers per run; medians and ratios.
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -64,6 +67,7 @@ namespace Bitcask.Bench
                     "scale-one" => ScaleMode.RunOne(new Args(rest, "dir", "keys", "value-size", "seconds")),
                     "pair" => PairMode.Run(new Args(rest, "stores", "keys", "value-size", "rounds", "seconds", "dir"), Console.Out, Console.Error),
                     "pair-one" => PairMode.RunOne(new Args(rest, "store", "dir", "keys", "value-size", "seconds")),
+                    "server" => ServerMode.Run(new Args(rest, "requests", "runs", "clients"), Console.Out, Console.Error),
                     "hot" => HotMode.Run(new Args(rest, "keys", "value-size", "threads", "seconds", "op", "durability", "dir"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };
