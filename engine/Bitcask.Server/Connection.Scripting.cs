@@ -59,7 +59,7 @@ internal sealed partial class Connection
                 result = ReferenceEquals(spec, ScriptCommands.Eval)
                     ? host.Eval(args[1], keys, argv, executor)
                     : host.EvalSha(Encoding.ASCII.GetString(args[1]).ToLowerInvariant(), keys, argv, executor);
-                if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db.BuildBatch()).ConfigureAwait(false)) continue;
+                if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db).ConfigureAwait(false)) continue;
             }
             catch (ArgumentOutOfRangeException) when (attempt < 3 && _db.HasWrites)
             {

@@ -358,7 +358,7 @@ internal sealed partial class Connection
                     // A blind write (no condition, so it cannot fail but by an I/O error): queue it and go on with the
                     // next pipelined command, so pipelined writes share one fdatasync. Its reply waits in the reply
                     // buffer until DrainPendingCommits saw it committed.
-                    var commit = _server.CommitAsync(_db.BuildBatch());
+                    var commit = _server.CommitAsync(_db);
                     if (!commit.IsCompleted)
                     {
                         _pendingCommits.Add(commit.AsTask());
@@ -366,7 +366,7 @@ internal sealed partial class Connection
                     }
                     await commit.ConfigureAwait(false);
                 }
-                else if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db.BuildBatch()).ConfigureAwait(false))
+                else if ((_db.HasWrites || _db.ReadSeveral) && !await _server.CommitAsync(_db).ConfigureAwait(false))
                 {
                     _reply.Length = mark;
                     continue;
@@ -483,7 +483,7 @@ internal sealed partial class Connection
             try
             {
                 committed = !_db.HasWrites && watched.Count == 0 && !_db.ReadSeveral
-                    || await _server.CommitAsync(_db.BuildBatch(watched)).ConfigureAwait(false);
+                    || await _server.CommitAsync(_db, watched).ConfigureAwait(false);
             }
             catch (ArgumentOutOfRangeException) when (attempt < 3)
             {

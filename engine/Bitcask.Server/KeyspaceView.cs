@@ -82,6 +82,22 @@ internal sealed class KeyspaceView(BitcaskStore store)
         _staged[key] = staged;
     }
 
+    /// <summary>
+    /// The common one-key cases as the engine's plain records rather than a batch record (smaller, and cheaper to encode):
+    /// a blind put without expiry, or a put or delete conditional on the version read of that same key. Null when the
+    /// staged writes need a batch.
+    /// </summary>
+    public (byte[] Key, byte[]? Value, long ExpectedVersion)? SingleKeyWrite()
+    {
+        if (_order.Count != 1 || _readVersions.Count > 1) return null;
+        var key = _order[0];
+        var staged = _staged[key];
+        long expected = -1;
+        if (_readVersions.Count == 1 && !_readVersions.TryGetValue(key, out expected)) return null;
+        if (staged.Raw is null) return expected > 0 ? (key, null, expected) : null;
+        return staged.ExpiresAtMs == 0 ? (key, staged.Raw, expected) : null;
+    }
+
     /// <summary>One batch: a version condition per key read from the store, then the staged writes, in staging order.
     /// <paramref name="watched"/> adds the versions WATCH saw.</summary>
     public WriteBatch BuildBatch(IReadOnlyDictionary<byte[], long>? watched = null)

@@ -60,6 +60,32 @@ internal sealed class ServerState
     public ValueTask<bool> CommitAsync(WriteBatch batch) =>
         Durability == Durability.Synced ? Store.TryWriteAsync(batch) : new ValueTask<bool>(Store.TryWrite(batch));
 
+    /// <summary>Commits what a command staged in <paramref name="view"/> (plus the versions WATCH saw): one plain record
+    /// for the common one-key cases, else one conditional batch. False when a condition failed (nothing written).</summary>
+    public ValueTask<bool> CommitAsync(KeyspaceView view, IReadOnlyDictionary<byte[], long>? watched = null)
+    {
+        if ((watched is null || watched.Count == 0) && view.SingleKeyWrite() is var (key, value, expected))
+        {
+            var synced = Durability == Durability.Synced;
+            if (value is null)
+                return synced ? Store.CompareAndDeleteAsync(key, expected) : new ValueTask<bool>(Store.CompareAndDelete(key, expected));
+            if (expected < 0)
+            {
+                if (synced) return Completed(Store.PutAsync(key, value));
+                Store.Put(key, value);
+                return new ValueTask<bool>(true);
+            }
+            return synced ? Store.CompareAndSetAsync(key, expected, value) : new ValueTask<bool>(Store.CompareAndSet(key, expected, value));
+        }
+        return CommitAsync(view.BuildBatch(watched));
+
+        static async ValueTask<bool> Completed(ValueTask put)
+        {
+            await put.ConfigureAwait(false);
+            return true;
+        }
+    }
+
     /// <summary>An exception from the engine as a Redis error line.</summary>
     public static string ErrorText(Exception e)
     {
