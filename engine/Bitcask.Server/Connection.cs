@@ -252,6 +252,7 @@ internal sealed partial class Connection
     /// <summary>A slow reader: hand what is written to the sender and wait until it sent half the limit.</summary>
     private async Task WaitForDrain()
     {
+        await DrainPendingCommits().ConfigureAwait(false); // never send the OK of a write that is not committed yet
         FlushReplies();
         while (!_aborted && PendingOutput > _server.Options.MaxOutputBufferBytes / 2)
         {
