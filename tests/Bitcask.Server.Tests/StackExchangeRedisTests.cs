@@ -245,4 +245,23 @@ public class StackExchangeRedisTests
         } while (cursor != "0");
         Assert.Equal(30, hashes.Distinct().Count());
     }
+
+#if LUA_SCRIPTING
+    [Fact]
+    public async Task Lua_scripts_run_through_script_evaluate_and_prepared_scripts()
+    {
+        var (host, redis) = await Connect(Durability.Synced);
+        await using var hostScope = host;
+        using var redisScope = redis;
+        var db = redis.GetDatabase();
+        var result = await db.ScriptEvaluateAsync("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('INCRBY', KEYS[2], ARGV[2])",
+            ["k", "n"], ["v", 5]);
+        Assert.Equal(5, (long)result);
+        Assert.Equal("v", (string?)await db.StringGetAsync("k"));
+        var prepared = LuaScript.Prepare("return redis.call('GET', @key)");
+        Assert.Equal("v", (string?)await db.ScriptEvaluateAsync(prepared, new { key = (RedisKey)"k" }));
+        var ex = await Assert.ThrowsAsync<RedisServerException>(() => db.ScriptEvaluateAsync("return redis.call('NOSUCH')"));
+        Assert.StartsWith("ERR", ex.Message);
+    }
+#endif
 }
