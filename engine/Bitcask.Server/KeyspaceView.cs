@@ -61,6 +61,25 @@ internal sealed class KeyspaceView(BitcaskStore store)
         return found;
     }
 
+    /// <summary>Like <see cref="TryRead"/> without copying the value: <paramref name="raw"/> is valid until the next read
+    /// through this view (GET's path).</summary>
+    public bool TryReadSpan(byte[] key, out ReadOnlySpan<byte> raw)
+    {
+        raw = default;
+        if (_staged.ContainsKey(key))
+        {
+            if (!TryRead(key, out var entry)) return false;
+            raw = entry.Raw;
+            return true;
+        }
+        if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" are the engine's own.");
+        _buffer.ResetWrittenCount();
+        var found = store.TryGetEntry(key, _buffer, out var info);
+        _readVersions.TryAdd(key, found ? info.Version : 0);
+        if (found) raw = _buffer.WrittenSpan;
+        return found;
+    }
+
     public bool Exists(byte[] key) => TryRead(key, out _);
 
     /// <summary>Stages a put of the stored form <paramref name="raw"/>; an expiry not in the future stages a delete.</summary>

@@ -22,8 +22,8 @@ internal static class StoredValue
         raw.Length >= 5 && raw.StartsWith(Tag) && raw[4] == (byte)'H' ? ValueType.Hash : ValueType.String;
 
     /// <summary>The string a stored string value holds.</summary>
-    public static ReadOnlySpan<byte> StringOf(byte[] raw) =>
-        raw.Length >= 5 && raw.AsSpan().StartsWith(Tag) && raw[4] == (byte)'S' ? raw.AsSpan(5) : raw;
+    public static ReadOnlySpan<byte> StringOf(ReadOnlySpan<byte> raw) =>
+        raw.Length >= 5 && raw.StartsWith(Tag) && raw[4] == (byte)'S' ? raw[5..] : raw;
 
     /// <summary>The stored form of a string.</summary>
     public static byte[] FromString(ReadOnlySpan<byte> value)

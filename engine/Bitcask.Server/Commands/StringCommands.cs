@@ -34,12 +34,9 @@ internal static class StringCommands
 
     private static void Get(CommandContext c)
     {
-        switch (Keys.ReadString(c, c.Arg(1), out _, out var value))
-        {
-            case Lookup.Missing: c.Reply.NullBulk(); break;
-            case Lookup.WrongType: c.Reply.Error(Errors.WrongType); break;
-            default: c.Reply.Bulk(value); break;
-        }
+        if (!c.Db.TryReadSpan(c.Arg(1), out var raw)) c.Reply.NullBulk();
+        else if (StoredValue.TypeOf(raw) != ValueType.String) c.Reply.Error(Errors.WrongType);
+        else c.Reply.Bulk(StoredValue.StringOf(raw));
     }
 
     private static void Set(CommandContext c)
