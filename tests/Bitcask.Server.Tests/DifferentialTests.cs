@@ -75,12 +75,22 @@ public class DifferentialTests(ITestOutputHelper output)
     }
 
     [NeedsProgramFact("redis-server")]
-    public async Task Seeded_random_command_sequences_get_the_same_replies_as_redis_server()
+    public Task Seeded_random_command_sequences_get_the_same_replies_as_redis_server() => Compare(protocol: 2);
+
+    [NeedsProgramFact("redis-server")]
+    public Task Seeded_random_command_sequences_get_the_same_resp3_replies_as_redis_server() => Compare(protocol: 3);
+
+    private async Task Compare(int protocol)
     {
         using var redis = RedisServerProcess.Start("--appendonly", "no");
         await using var host = await ServerHost.StartAsync(new BitcaskServerOptions { AllowFlush = true });
         using var ours = host.Connect();
         using var theirs = RespConnection.Open(redis.Port);
+        if (protocol == 3)
+        {
+            Assert.IsType<RespMap>(ours.Call("HELLO", "3"));
+            Assert.IsType<RespMap>(theirs.Call("HELLO", "3"));
+        }
         var compared = 0;
         for (var seed = 1; seed <= 30; seed++)
         {
@@ -113,6 +123,7 @@ public class DifferentialTests(ITestOutputHelper output)
     private static bool Equivalent(object? a, object? b) => (a, b) switch
     {
         (List<object?> x, List<object?> y) => x.Count == y.Count && x.Zip(y).All(p => Equivalent(p.First, p.Second)),
+        (RespMap x, RespMap y) => x.Pairs.Count == y.Pairs.Count && x.Pairs.Zip(y.Pairs).All(p => Equivalent(p.First.Key, p.Second.Key) && Equivalent(p.First.Value, p.Second.Value)),
         _ => Equals(a, b),
     };
 
@@ -120,6 +131,7 @@ public class DifferentialTests(ITestOutputHelper output)
     {
         null => "(nil)",
         List<object?> list => "[" + string.Join(", ", list.Select(Show)) + "]",
+        RespMap map => "{" + string.Join(", ", map.Pairs.Select(p => Show(p.Key) + ": " + Show(p.Value))) + "}",
         string s => $"\"{s}\"",
         _ => reply.ToString()!,
     };
