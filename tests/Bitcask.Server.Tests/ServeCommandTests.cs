@@ -19,10 +19,18 @@ public class ServeCommandTests
         var error = process.StandardError.ReadToEndAsync();
         var output = new System.Text.StringBuilder();
         string? line;
-        while ((line = process.StandardOutput.ReadLine()) is not null)
+        try
         {
-            output.AppendLine(line);
-            if (untilLine?.Invoke(line) == true) break;
+            while ((line = process.StandardOutput.ReadLine()) is not null)
+            {
+                output.AppendLine(line);
+                if (untilLine?.Invoke(line) == true) break;
+            }
+        }
+        catch
+        {
+            process.Kill(entireProcessTree: true); // never leave a server behind
+            throw;
         }
         if (!process.HasExited)
         {
