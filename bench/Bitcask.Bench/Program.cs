@@ -39,6 +39,9 @@ namespace Bitcask.Bench
               integrations [--keys 10000] [--seconds 2] [--runs 3]
                         HybridCache get-or-create with the bitcask L2 vs MemoryDistributedCache, and durable vs in-memory
                         fixed-window rate-limiter acquires on 1 and 16 threads, in the same run.
+              server    [--requests 50000] [--runs 3] [--clients 50]
+                        redis-benchmark SET and GET (100 B values, P1 and P16) against 'bitcask serve' (Synced, Flushed)
+                        and redis-server (appendfsync always, everysec), fresh servers per run; medians and ratios.
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -68,6 +71,7 @@ namespace Bitcask.Bench
                     "scale-one" => ScaleMode.RunOne(new Args(rest, "dir", "keys", "value-size", "seconds")),
                     "pair" => PairMode.Run(new Args(rest, "stores", "keys", "value-size", "rounds", "seconds", "dir"), Console.Out, Console.Error),
                     "pair-one" => PairMode.RunOne(new Args(rest, "store", "dir", "keys", "value-size", "seconds")),
+                    "server" => ServerMode.Run(new Args(rest, "requests", "runs", "clients"), Console.Out, Console.Error),
                     "hot" => HotMode.Run(new Args(rest, "keys", "value-size", "threads", "seconds", "op", "durability", "dir"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };

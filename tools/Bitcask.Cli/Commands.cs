@@ -55,6 +55,7 @@ internal static partial class Commands
         root.Add(Repair(c));
         root.Add(Backup(c));
         root.Add(Bench(c));
+        root.Add(Serve(c));
         root.Add(GenerateSamples(c));
         return root;
     }

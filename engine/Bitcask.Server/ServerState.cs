@@ -1,0 +1,97 @@
+using System.Collections.Concurrent;
+using Bitcask.Server.Commands;
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask.Server;
+
+/// <summary>Counters shown by INFO stats. Updated without locks (approximate under concurrency, like Redis's).</summary>
+internal sealed class ServerStats
+{
+    public long Commands;
+    public long Connections;
+    public long Rejected;
+    public long ProtocolErrors;
+    public long OutputLimitDisconnects;
+    public long IdleDisconnects;
+}
+
+/// <summary>What every connection shares: the store, options, command table, pub/sub, clients and configuration.
+/// <para>Thread-safety: all members are safe to call concurrently.</para></summary>
+internal sealed class ServerState
+{
+    public ServerState(BitcaskStore store, BitcaskServerOptions options, ILogger logger)
+    {
+        Store = store;
+        Options = options;
+        Logger = logger;
+        var storeOptions = store.Options;
+        MaxBulkBytes = options.MaxBulkBytes > 0 ? options.MaxBulkBytes : Math.Max(storeOptions.MaxValueBytes, storeOptions.MaxKeyBytes);
+        MaxQueryBufferBytes = options.MaxQueryBufferBytes > 0 ? options.MaxQueryBufferBytes : Math.Clamp(storeOptions.MaxSegmentBytes, 1L << 20, 1L << 30);
+        NotifyFlags = KeyspaceNotifications.Parse(options.NotifyKeyspaceEvents) ?? throw new ArgumentException(
+            $"NotifyKeyspaceEvents '{options.NotifyKeyspaceEvents}' has a character that is not one of K E g $ l s h z x e t m n d A.", nameof(options));
+        Commands = CommandTable.Create();
+    }
+
+    public BitcaskStore Store { get; }
+    public BitcaskServerOptions Options { get; }
+    public ILogger Logger { get; }
+    public CommandTable Commands { get; }
+    public PubSub PubSub { get; } = new();
+    public ServerStats Stats { get; } = new();
+    public long MaxBulkBytes { get; }
+    public long MaxQueryBufferBytes { get; }
+    public DateTimeOffset Started { get; } = DateTimeOffset.UtcNow;
+    public int Port { get; set; }
+    public ConcurrentDictionary<long, Connection> Clients { get; } = new();
+    public Durability Durability => Store.Options.Durability;
+
+    /// <summary>Keyspace notification classes (CONFIG SET notify-keyspace-events); 0 = off.</summary>
+    public volatile NotifyFlags NotifyFlags;
+
+    /// <summary>Set by the server: (re)starts or stops the watch that feeds keyspace notifications.</summary>
+    public Action? NotifyFlagsChanged { get; set; }
+
+#if LUA_SCRIPTING
+    public Scripting.LuaScriptHost? Scripts { get; set; }
+#endif
+
+    /// <summary>Commits a command's batch: asynchronously in Synced mode (the thread is released during the group's
+    /// fdatasync), synchronously otherwise (a write system call at most).</summary>
+    public ValueTask<bool> CommitAsync(WriteBatch batch) =>
+        Durability == Durability.Synced ? Store.TryWriteAsync(batch) : new ValueTask<bool>(Store.TryWrite(batch));
+
+    /// <summary>Commits what a command staged in <paramref name="view"/> (plus the versions WATCH saw): one plain record
+    /// for the common one-key cases, else one conditional batch. False when a condition failed (nothing written).</summary>
+    public ValueTask<bool> CommitAsync(KeyspaceView view, IReadOnlyDictionary<byte[], long>? watched = null)
+    {
+        if ((watched is null || watched.Count == 0) && view.SingleKeyWrite() is var (key, value, expected))
+        {
+            var synced = Durability == Durability.Synced;
+            if (value is null)
+                return synced ? Store.CompareAndDeleteAsync(key, expected) : new ValueTask<bool>(Store.CompareAndDelete(key, expected));
+            if (expected < 0)
+            {
+                if (synced) return Completed(Store.PutAsync(key, value));
+                Store.Put(key, value);
+                return new ValueTask<bool>(true);
+            }
+            return synced ? Store.CompareAndSetAsync(key, expected, value) : new ValueTask<bool>(Store.CompareAndSet(key, expected, value));
+        }
+        return CommitAsync(view.BuildBatch(watched));
+
+        static async ValueTask<bool> Completed(ValueTask put)
+        {
+            await put.ConfigureAwait(false);
+            return true;
+        }
+    }
+
+    /// <summary>An exception from the engine as a Redis error line.</summary>
+    public static string ErrorText(Exception e)
+    {
+        var message = e.Message;
+        var parameter = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
+        if (parameter > 0) message = message[..parameter];
+        return e is IOException ? $"ERR I/O error: {message}" : $"ERR {message}";
+    }
+}
