@@ -177,11 +177,24 @@ internal static class LuaSandbox
           return setmetatable(t, mt)
         end
 
+        -- xpcall runs its handler after unwinding (as pcall + call). Lua runs a real message handler with hooks
+        -- off when the error came from a hook (the time limit), so a looping handler could never be stopped.
+        local pcall, pack, unpack = pcall, table.pack, table.unpack
+        local function safe_xpcall(f, handler, ...)
+          if type(handler) ~= "function" then
+            error("bad argument #2 to 'xpcall' (function expected, got " .. type(handler) .. ")", 2)
+          end
+          local results = pack(pcall(f, ...))
+          if results[1] then return unpack(results, 1, results.n) end
+          local _, value = pcall(handler, results[2])
+          return false, value
+        end
+
         local allowed = {
           assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs, pcall = pcall,
           rawequal = rawequal, rawget = rawget, rawlen = rawlen, rawset = rawset, select = select,
           getmetatable = getmetatable, setmetatable = safe_setmetatable, tonumber = tonumber,
-          tostring = tostring, type = type, xpcall = xpcall, unpack = table.unpack, _VERSION = _VERSION,
+          tostring = tostring, type = type, xpcall = safe_xpcall, unpack = table.unpack, _VERSION = _VERSION,
           print = function() end,
           string = readonly(string), table = readonly(table), math = readonly(math), utf8 = readonly(utf8),
           redis = readonly(redis), bit = readonly(bit),

@@ -34,6 +34,7 @@ internal sealed class LuaScriptHost : IDisposable
     private readonly Stack<LuaScriptState> _idle = new();
     private int _generation;
     private bool _disposed;
+    private int _statesCreated;
 
     /// <summary>Creates a host with the given limits; validates them.</summary>
     /// <exception cref="ArgumentOutOfRangeException">A limit is not positive, or the memory limit is below <see cref="ScriptLimits.MinMemoryBytes"/>.</exception>
@@ -67,6 +68,9 @@ internal sealed class LuaScriptHost : IDisposable
             }
         }
     }
+
+    /// <summary>Lua states created so far (a pooled state is reused, so this stays small; tests read it).</summary>
+    internal int StatesCreated => Volatile.Read(ref _statesCreated);
 
     /// <summary>SHA1 of <paramref name="source"/> as Redis names scripts: 40 lowercase hex digits.</summary>
     internal static string Sha1Hex(ReadOnlySpan<byte> source) => Convert.ToHexStringLower(SHA1.HashData(source));
@@ -266,6 +270,7 @@ internal sealed class LuaScriptHost : IDisposable
             }
         }
 
+        Interlocked.Increment(ref _statesCreated);
         return new LuaScriptState(_limits, generation);
     }
 
