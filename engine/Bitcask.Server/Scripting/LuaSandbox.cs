@@ -18,9 +18,12 @@ internal static class LuaSandbox
     /// <summary>Chunk name of user scripts: error messages read <c>user_script:LINE: ...</c> as in Redis 7.</summary>
     internal const string ScriptChunkName = "@user_script";
 
-    /// <summary>The bootstrap chunk. Arguments: raw_call, raw_pcall, expired, raw_sha1hex, hook_count.</summary>
+    /// <summary>
+    /// The bootstrap chunk. Arguments: raw_call, raw_pcall, expired, raw_sha1hex, hook_count, raw_json_encode,
+    /// raw_json_decode, json_null (a light userdata NULL, cjson.null).
+    /// </summary>
     internal const string Bootstrap = """
-        local raw_call, raw_pcall, expired, raw_sha1hex, hook_count = ...
+        local raw_call, raw_pcall, expired, raw_sha1hex, hook_count, raw_json_encode, raw_json_decode, json_null = ...
         local sethook = debug.sethook
         local error, type, select, tostring, tonumber = error, type, select, tostring, tonumber
         local rawget, next, setmetatable = rawget, next, setmetatable
@@ -168,6 +171,25 @@ internal static class LuaSandbox
           end,
         }
 
+        -- cjson (the subset scripts use: encode, decode, null).
+        local cjson = {null = json_null}
+        function cjson.encode(...)
+          if select("#", ...) ~= 1 then error("bad argument #1 to 'encode' (expected 1 argument)", 2) end
+          local text, err = raw_json_encode(...)
+          if err ~= nil then error(err, 2) end
+          return text
+        end
+        function cjson.decode(...)
+          local text = ...
+          if select("#", ...) ~= 1 then error("bad argument #1 to 'decode' (expected 1 argument)", 2) end
+          if type(text) ~= "string" then
+            error("bad argument #1 to 'decode' (string expected, got " .. type(text) .. ")", 2)
+          end
+          local value, err = raw_json_decode(text)
+          if err ~= nil then error(err, 2) end
+          return value
+        end
+
         -- A script may not give tables a __gc metamethod: finalizers could run while the host is inside a
         -- redis.call, where a Lua error must not be raised.
         local function safe_setmetatable(t, mt)
@@ -197,7 +219,7 @@ internal static class LuaSandbox
           tostring = tostring, type = type, xpcall = safe_xpcall, unpack = table.unpack, _VERSION = _VERSION,
           print = function() end,
           string = readonly(string), table = readonly(table), math = readonly(math), utf8 = readonly(utf8),
-          redis = readonly(redis), bit = readonly(bit),
+          redis = readonly(redis), bit = readonly(bit), cjson = readonly(cjson),
         }
         setmetatable(allowed, {
           __index = function(_, name)

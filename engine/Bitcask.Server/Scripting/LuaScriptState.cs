@@ -49,6 +49,8 @@ internal sealed class LuaScriptState : IDisposable
     private readonly LuaFunction _expired;
     private readonly LuaFunction _sha1Hex;
     private readonly LuaFunction _messageHandler;
+    private readonly LuaFunction _cjsonEncode;
+    private readonly LuaFunction _cjsonDecode;
 
     private readonly Dictionary<string, int> _functions = new(StringComparer.Ordinal);
     private readonly int _envRef;
@@ -79,6 +81,8 @@ internal sealed class LuaScriptState : IDisposable
         _expired = Expired;
         _sha1Hex = Sha1Hex;
         _messageHandler = MessageHandler;
+        _cjsonEncode = CjsonEncode;
+        _cjsonDecode = CjsonDecode;
 
         _lua = new Lua(_allocate, IntPtr.Zero);
         try
@@ -101,7 +105,10 @@ internal sealed class LuaScriptState : IDisposable
             _lua.PushCFunction(_expired);
             _lua.PushCFunction(_sha1Hex);
             _lua.PushInteger(HookInstructionCount);
-            if (_lua.PCall(5, 3, 0) != LuaStatus.OK)
+            _lua.PushCFunction(_cjsonEncode);
+            _lua.PushCFunction(_cjsonDecode);
+            _lua.PushLightUserData(IntPtr.Zero);
+            if (_lua.PCall(8, 3, 0) != LuaStatus.OK)
             {
                 throw new InvalidOperationException("The Lua script sandbox failed to start: " + _lua.ToString(-1, false));
             }
@@ -425,6 +432,70 @@ internal sealed class LuaScriptState : IDisposable
             byte[] input = _lua.Type(1) == LuaType.String ? _lua.ToBuffer(1, false) : [];
             _lua.PushString(LuaScriptHost.Sha1Hex(input));
             return 1;
+        }
+        finally
+        {
+            _enforceMemory = enforce;
+        }
+    }
+
+    private int CjsonEncode(IntPtr state)
+    {
+        bool enforce = _enforceMemory;
+        _enforceMemory = false;
+        try
+        {
+            var output = new List<byte>();
+            string? error = LuaCjson.Encode(_lua, 1, output, _memoryLimit);
+            _lua.SetTop(0);
+            if (error is not null)
+            {
+                _lua.PushNil();
+                _lua.PushString(error);
+                return 2;
+            }
+
+            _lua.PushBuffer([.. output]);
+            return 1;
+        }
+        catch (Exception ex)
+        {
+            _lua.SetTop(0);
+            _lua.PushNil();
+            _lua.PushString(ex.Message);
+            return 2;
+        }
+        finally
+        {
+            _enforceMemory = enforce;
+        }
+    }
+
+    private int CjsonDecode(IntPtr state)
+    {
+        bool enforce = _enforceMemory;
+        _enforceMemory = false;
+        try
+        {
+            byte[] json = _lua.ToBuffer(1, false) ?? [];
+            _lua.SetTop(0);
+            string? error = LuaCjson.Decode(_lua, json, () => enforce && _used > _memoryLimit);
+            if (error is not null)
+            {
+                _lua.SetTop(0);
+                _lua.PushNil();
+                _lua.PushString(error);
+                return 2;
+            }
+
+            return 1;
+        }
+        catch (Exception ex)
+        {
+            _lua.SetTop(0);
+            _lua.PushNil();
+            _lua.PushString(ex.Message);
+            return 2;
         }
         finally
         {
