@@ -44,6 +44,7 @@ internal sealed class LuaScriptState : IDisposable
 
     // Native code holds pointers to these delegates: they live as long as the state.
     private readonly LuaAlloc _allocate;
+    private GCHandle _allocatorRoot; // KeraLua's finalizer calls lua_close, which calls the allocator: keep it alive until Dispose
     private readonly LuaFunction _rawCall;
     private readonly LuaFunction _rawPcall;
     private readonly LuaFunction _expired;
@@ -84,6 +85,7 @@ internal sealed class LuaScriptState : IDisposable
         _cjsonEncode = CjsonEncode;
         _cjsonDecode = CjsonDecode;
 
+        _allocatorRoot = GCHandle.Alloc(_allocate);
         _lua = new Lua(_allocate, IntPtr.Zero);
         try
         {
@@ -121,6 +123,7 @@ internal sealed class LuaScriptState : IDisposable
         catch
         {
             _lua.Dispose();
+            _allocatorRoot.Free();
             throw;
         }
     }
@@ -271,6 +274,7 @@ internal sealed class LuaScriptState : IDisposable
 
         _disposed = true;
         _lua.Dispose();
+        _allocatorRoot.Free();
     }
 
     // ---------------------------------------------------------------------------------------------------------
