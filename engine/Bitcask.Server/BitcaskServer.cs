@@ -223,9 +223,7 @@ public sealed class BitcaskServer : IAsyncDisposable
         {
             // the owner closed the store first (its Dispose synced)
         }
-#if LUA_SCRIPTING
         _state.Scripts?.Dispose();
-#endif
         _state.Logger.LogInformation("Server stopped");
     }
 

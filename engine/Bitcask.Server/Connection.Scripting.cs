@@ -1,4 +1,3 @@
-#if LUA_SCRIPTING
 using System.Buffers;
 using System.Buffers.Text;
 using System.Text;
@@ -188,4 +187,3 @@ internal sealed partial class Connection
         }
     }
 }
-#endif

@@ -333,9 +333,7 @@ internal sealed partial class Connection
             await ExecAsync().ConfigureAwait(false);
             return;
         }
-#if LUA_SCRIPTING
         if (await TryRunScriptingAsync(spec, args).ConfigureAwait(false)) return;
-#endif
         await RunAsync(spec, args).ConfigureAwait(false);
     }
 

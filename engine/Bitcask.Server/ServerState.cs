@@ -51,9 +51,7 @@ internal sealed class ServerState
     /// <summary>Set by the server: (re)starts or stops the watch that feeds keyspace notifications.</summary>
     public Action? NotifyFlagsChanged { get; set; }
 
-#if LUA_SCRIPTING
     public Scripting.LuaScriptHost? Scripts { get; set; }
-#endif
 
     /// <summary>Commits a command's batch: asynchronously in Synced mode (the thread is released during the group's
     /// fdatasync), synchronously otherwise (a write system call at most).</summary>

@@ -9,16 +9,6 @@ using StackExchange.Redis;
 
 namespace Bitcask.Server.Tests;
 
-internal static class Lua
-{
-#if LUA_SCRIPTING
-    public const string? Skip = null;
-#else
-    /// <summary>These consumers run Lua scripts (EVAL/EVALSHA); the Lua engine comes with branch lua.</summary>
-    public const string? Skip = "needs Lua (branch lua)";
-#endif
-}
-
 /// <summary>Unmodified packages built on StackExchange.Redis, pointed at the server, pass a test of their basic contract.</summary>
 public class ConsumerTests
 {
@@ -53,7 +43,7 @@ public class ConsumerTests
         return raw.Call("TYPE", key) is RespSimple { Text: "hash" } ? ValueType.Hash : ValueType.String;
     }
 
-    [Fact(Skip = Lua.Skip)]
+    [Fact]
     public async Task DistributedLock_acquires_extends_releases_and_detects_a_lost_handle()
     {
         await using var host = await ServerHost.StartAsync(durability: Durability.Synced);
@@ -76,7 +66,7 @@ public class ConsumerTests
         await again.DisposeAsync();
     }
 
-    [Fact(Skip = Lua.Skip)]
+    [Fact]
     public async Task RedisRateLimiting_fixed_window_allows_the_limit_per_window()
     {
         await using var host = await ServerHost.StartAsync(durability: Durability.Synced);
@@ -96,7 +86,7 @@ public class ConsumerTests
         Assert.Equal(3, granted);
     }
 
-    [Fact(Skip = Lua.Skip)]
+    [Fact]
     public async Task RedisRateLimiting_token_bucket_grants_the_bucket_then_refills()
     {
         await using var host = await ServerHost.StartAsync(durability: Durability.Synced);

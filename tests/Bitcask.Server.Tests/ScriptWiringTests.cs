@@ -7,7 +7,6 @@ namespace Bitcask.Server.Tests;
 /// commands answer an error and the connection stays usable.</summary>
 public class ScriptWiringTests
 {
-#if LUA_SCRIPTING
     [Fact]
     public async Task Eval_runs_redis_call_against_the_store_and_evalsha_runs_a_loaded_script()
     {
@@ -40,15 +39,4 @@ public class ScriptWiringTests
         await Task.WhenAll(tasks);
         Assert.Equal("400"u8.ToArray(), host.Store.Get("counter"u8));
     }
-#else
-    [Fact]
-    public async Task Without_the_lua_engine_eval_answers_an_error_and_the_connection_stays_usable()
-    {
-        await using var host = await ServerHost.StartAsync();
-        using var client = host.Connect();
-        Assert.StartsWith("ERR scripting is not available", ((RespError)client.Call("EVAL", "return 1", "0")!).Message);
-        Assert.StartsWith("ERR scripting is not available", ((RespError)client.Call("SCRIPT", "LOAD", "return 1")!).Message);
-        Assert.Equal(new RespSimple("PONG"), client.Call("PING"));
-    }
-#endif
 }

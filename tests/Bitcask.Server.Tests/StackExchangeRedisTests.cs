@@ -246,7 +246,6 @@ public class StackExchangeRedisTests
         Assert.Equal(30, hashes.Distinct().Count());
     }
 
-#if LUA_SCRIPTING
     [Fact]
     public async Task Lua_scripts_run_through_script_evaluate_and_prepared_scripts()
     {
@@ -263,5 +262,4 @@ public class StackExchangeRedisTests
         var ex = await Assert.ThrowsAsync<RedisServerException>(() => db.ScriptEvaluateAsync("return redis.call('NOSUCH')"));
         Assert.StartsWith("ERR", ex.Message);
     }
-#endif
 }

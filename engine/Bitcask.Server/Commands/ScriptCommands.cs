@@ -1,8 +1,8 @@
 namespace Bitcask.Server.Commands;
 
-/// <summary>EVAL EVALSHA SCRIPT. They run in <see cref="Connection"/> (Connection.Scripting.cs) when the Lua engine
-/// (Scripting/, Lua 5.4 through KeraLua) is part of the build; without it they answer an error and the connection stays
-/// usable.</summary>
+/// <summary>EVAL EVALSHA SCRIPT: their table entries (arity, flags, docs). They run in <see cref="Connection"/>
+/// (Connection.Scripting.cs, on the Lua engine in Scripting/), which takes them before the table's handler; the handler
+/// only answers if a connection has no script host (the connection stays usable).</summary>
 internal static class ScriptCommands
 {
     public const string Unavailable = "ERR scripting is not available: this build of the server has no Lua engine";
