@@ -245,10 +245,22 @@ public sealed class ReplicatedStore : IAsyncDisposable
         using var cts = Deadline(token);
         try
         {
-            var type = _options.LeaderLease && _cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested
-                ? ReadBarrierType.Weak
-                : ReadBarrierType.Strong;
-            await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
+            while (true)
+            {
+                var type = _options.LeaderLease && _cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested
+                    ? ReadBarrierType.Weak
+                    : ReadBarrierType.Strong;
+                try
+                {
+                    await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (QuorumUnreachableException)
+                {
+                    // no leader known yet (an election, or this node just started): wait for one
+                    await Task.Delay(25, cts.Token).ConfigureAwait(false);
+                }
+            }
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {
