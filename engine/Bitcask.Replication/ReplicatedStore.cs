@@ -273,10 +273,29 @@ public sealed class ReplicatedStore : IAsyncDisposable
     /// <summary>Adds a node (started with empty <see cref="ReplicationOptions.Members"/>) through a Raft
     /// configuration change; the new node first catches up (snapshot, then log). Must run on the leader.</summary>
     /// <exception cref="InvalidOperationException">This node is not the leader (the message names the leader).</exception>
+    /// <returns>True once the node is a member (also when it already was); false when it could not catch up within
+    /// <see cref="ReplicationOptions.OperationTimeout"/> (DotNext gives a new node a few replication rounds to catch
+    /// up per attempt; a node still starting or installing a snapshot needs more than one attempt).</returns>
     public async Task<bool> AddMemberAsync(IPEndPoint node, CancellationToken token = default)
     {
-        ThrowIfNotLeader();
-        return await _cluster.AddMemberAsync(node, token).ConfigureAwait(false);
+        ArgumentNullException.ThrowIfNull(node);
+        using var cts = Deadline(token);
+        try
+        {
+            while (true)
+            {
+                ThrowIfNotLeader();
+                if (_cluster.Members.Any(m => node.Equals(m.EndPoint)))
+                    return true;
+                if (await _cluster.AddMemberAsync(node, cts.Token).ConfigureAwait(false))
+                    return true;
+                await Task.Delay(100, cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            return false;
+        }
     }
 
     /// <summary>Removes a node through a Raft configuration change. Must run on the leader.</summary>

@@ -11,6 +11,8 @@ internal sealed class Cluster : IAsyncDisposable
     private readonly string _root = Path.Combine(Path.GetTempPath(), "bitcask-raft-" + Guid.NewGuid().ToString("N"));
     internal readonly IPEndPoint[] EndPoints;
     internal readonly ReplicatedStore?[] Nodes;
+    /// <summary>The static configuration every node starts with (a subset when a test adds the rest later).</summary>
+    internal IReadOnlyList<IPEndPoint> Members;
     private readonly long _snapshotInterval;
     private readonly TimeSpan _operationTimeout;
 
@@ -20,12 +22,14 @@ internal sealed class Cluster : IAsyncDisposable
         _operationTimeout = operationTimeout;
         EndPoints = Enumerable.Range(0, size).Select(_ => new IPEndPoint(IPAddress.Loopback, FreePort())).ToArray();
         Nodes = new ReplicatedStore?[size];
+        Members = EndPoints;
     }
 
-    internal static async Task<Cluster> StartAsync(int size = 3, long snapshotInterval = 10_000, TimeSpan? operationTimeout = null)
+    internal static async Task<Cluster> StartAsync(int size = 3, long snapshotInterval = 10_000, TimeSpan? operationTimeout = null, int initial = 0)
     {
         var c = new Cluster(size, snapshotInterval, operationTimeout ?? TimeSpan.FromSeconds(15));
-        await Task.WhenAll(Enumerable.Range(0, size).Select(c.StartNodeAsync));
+        if (initial > 0) c.Members = c.EndPoints[..initial];
+        await Task.WhenAll(Enumerable.Range(0, initial > 0 ? initial : size).Select(c.StartNodeAsync));
         await c.WaitForLeaderAsync();
         return c;
     }
@@ -33,11 +37,15 @@ internal sealed class Cluster : IAsyncDisposable
     internal ReplicationOptions Options(int i, IReadOnlyList<IPEndPoint>? members = null) => new()
     {
         NodeEndPoint = EndPoints[i],
-        Members = members ?? EndPoints,
+        Members = members ?? Members,
         StoreDirectory = StoreDir(i),
         LogDirectory = LogDir(i),
         SnapshotInterval = _snapshotInterval,
         OperationTimeout = _operationTimeout,
+        // Generous timeouts: the suite runs beside other test projects on a loaded 2-core machine, where a
+        // 300 ms election timeout can expire while a healthy leader's heartbeat waits for a CPU.
+        LowerElectionTimeout = 800,
+        UpperElectionTimeout = 1600,
     };
 
     internal string StoreDir(int i) => Path.Combine(_root, $"n{i}", "store");

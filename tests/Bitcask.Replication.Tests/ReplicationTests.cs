@@ -179,6 +179,30 @@ public sealed class ReplicationTests
         await Assert.ThrowsAsync<TimeoutException>(() => c.Node(lone).GetAsync(B("k")));
     }
 
+    [Fact]
+    public async Task A_node_added_through_a_configuration_change_catches_up_and_a_removed_node_leaves()
+    {
+        await using var c = await Cluster.StartAsync(size: 4, snapshotInterval: 20, initial: 3);
+        var leader = c.Leader();
+        for (var i = 0; i < 30; i++)
+            await c.Node(leader).PutAsync($"k{i}", $"v{i}");
+        var added = c.Options(3, members: []);
+        c.Nodes[3] = await ReplicatedStore.StartAsync(added);
+        Assert.True(await c.Node(leader).AddMemberAsync(c.EndPoints[3]));
+        await Cluster.Eventually(() => c.Running.All(i => c.Node(i).Status.Members.Count == 4), "every node to see 4 members");
+        await c.Node(leader).PutAsync("after-add", "yes");
+        Assert.Equal("yes", await c.Node(3).GetStringAsync("after-add"));
+        Assert.Equal("v0", c.Node(3).GetStaleString("k0"));
+        var follower = c.Running.First(i => i != leader && i != 3);
+        await Assert.ThrowsAsync<InvalidOperationException>(() => c.Node(follower).RemoveMemberAsync(c.EndPoints[3]));
+        Assert.True(await c.Node(leader).RemoveMemberAsync(c.EndPoints[follower]));
+        await c.StopNodeAsync(follower);
+        await Cluster.Eventually(() => c.Running.All(i => c.Node(i).Status.Members.Count == 3), "the other nodes to see 3 members");
+        await c.Node(3).PutAsync("after-remove", "yes"); // forwarded; commits with the three remaining members
+        Assert.Equal("yes", await c.Node(c.Leader()).GetStringAsync("after-remove"));
+        await AssertSameContent(c);
+    }
+
     private static async Task AssertSameContent(Cluster c)
     {
         var leader = c.Node(c.Leader());
