@@ -72,11 +72,73 @@ internal static class Command
         }
         if (!result.Succeeded)
             batch.Clear();
-        Span<byte> applied = stackalloc byte[8];
+        var applied = new byte[8];
         BinaryPrimitives.WriteInt64LittleEndian(applied, index);
         batch.Put(AppliedKey, applied);
-        store.Write(batch);
+        try
+        {
+            store.Write(batch);
+        }
+        catch (ArgumentException e) when (batch.Count > 1)
+        {
+            // The store refuses the writes (a value over its MaxValueBytes, a batch over its segment size): the entry
+            // is committed all the same, so it becomes a failed command on every node (all nodes must use the same
+            // store limits) and only the applied index is recorded.
+            batch.Clear();
+            batch.Put(AppliedKey, applied);
+            store.Write(batch);
+            return CommandResult.Error(e.Message);
+        }
         return result;
+    }
+
+    /// <summary>Checks that <paramref name="payload"/> is a well-formed command without applying it (a forwarded
+    /// frame is checked before it is proposed, so garbage never reaches the log). Returns the problem, or null.</summary>
+    internal static string? Validate(ReadOnlySpan<byte> payload)
+    {
+        if (payload.Length < 2 || payload[0] != FormatVersion)
+            return $"unknown replication command format (first byte {(payload.Length > 0 ? payload[0] : -1)}, expected {FormatVersion})";
+        try
+        {
+            var r = new Reader(payload[2..]);
+            switch (payload[1])
+            {
+                case KindBatch:
+                    for (uint i = 0, n = r.U32(); i < n; i++)
+                    {
+                        var kind = r.U8();
+                        CheckWireKey(r.Key());
+                        if (kind == CondVersion) r.I64();
+                        else if (kind is not (CondAbsent or CondExists)) throw new FormatException($"condition kind {kind}");
+                    }
+                    for (uint i = 0, n = r.U32(); i < n; i++)
+                    {
+                        var kind = r.U8();
+                        CheckWireKey(r.Key());
+                        if (kind == OpPut) r.Bytes(checked((int)r.U32()));
+                        else if (kind != OpDelete) throw new FormatException($"operation kind {kind}");
+                    }
+                    break;
+                case KindIncrement:
+                    CheckWireKey(r.Key());
+                    r.I64();
+                    break;
+                default:
+                    return $"unknown replication command kind {payload[1]}";
+            }
+            r.End();
+            return null;
+        }
+        catch (Exception e) when (e is FormatException or OverflowException)
+        {
+            return "malformed replication command: " + e.Message;
+        }
+    }
+
+    private static void CheckWireKey(ReadOnlySpan<byte> key)
+    {
+        if (key.IsEmpty || key.StartsWith(ReservedPrefix) || key.StartsWith("\0bitcask:"u8))
+            throw new FormatException("empty or reserved key");
     }
 
     private static CommandResult ApplyBatch(BitcaskStore store, ReadOnlySpan<byte> p, WriteBatch batch)

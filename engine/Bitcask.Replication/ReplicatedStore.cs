@@ -400,6 +400,8 @@ public sealed class ReplicatedStore : IAsyncDisposable
 
     private async Task<ForwardReply> HandleForwardedAsync(byte[] payload, CancellationToken token)
     {
+        if (Command.Validate(payload) is { } problem)
+            return new(ForwardStatus.CommandFailed, false, 0, 0, problem);
         using var cts = Deadline(token);
         try
         {

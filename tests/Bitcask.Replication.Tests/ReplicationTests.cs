@@ -203,6 +203,66 @@ public sealed class ReplicationTests
         await AssertSameContent(c);
     }
 
+    [Fact]
+    public async Task A_value_the_stores_refuse_fails_on_every_node_and_later_writes_still_apply()
+    {
+        await using var c = await Cluster.StartAsync();
+        var follower = c.Node(c.Follower());
+        var tooLarge = new byte[17 << 20]; // over the engine's default 16 MiB MaxValueBytes
+        var ex = await Assert.ThrowsAsync<ReplicatedCommandException>(() => follower.PutAsync(B("big"), tooLarge));
+        Assert.Contains("MaxValueBytes", ex.Message);
+        await follower.PutAsync("small", "ok");
+        foreach (var i in c.Running)
+        {
+            Assert.Null(await c.Node(i).GetAsync(B("big")));
+            Assert.Equal("ok", await c.Node(i).GetStringAsync("small"));
+        }
+    }
+
+    [Fact]
+    public async Task A_malformed_forwarded_frame_is_refused_before_it_reaches_the_log()
+    {
+        await using var c = await Cluster.StartAsync();
+        var leader = c.Node(c.Leader());
+        var lastBefore = leader.Status.LastLogIndex;
+        using var client = new ForwardClient();
+        foreach (var garbage in new[] { new byte[] { 9 }, new byte[] { 1, 1, 5, 0, 0, 0 }, new byte[] { 1, 2, 3, 0, 0 }, new byte[] { 1, 7 } })
+        {
+            var reply = await client.SendAsync((System.Net.IPEndPoint)leader.ForwardEndPoint, garbage, CancellationToken.None);
+            Assert.Equal(ForwardStatus.CommandFailed, reply.Status);
+            Assert.False(string.IsNullOrEmpty(reply.Message));
+        }
+        Assert.Equal(lastBefore, leader.Status.LastLogIndex);
+        await leader.PutAsync("still", "works");
+        Assert.Equal("works", await c.Node(c.Follower()).GetStringAsync("still"));
+    }
+
+    [Fact]
+    public async Task A_snapshot_stream_naming_a_path_outside_its_folder_is_refused()
+    {
+        var root = Path.Combine(Path.GetTempPath(), "bitcask-raft-snap-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(root);
+        try
+        {
+            var name = B("../escape");
+            var stream = new MemoryStream();
+            stream.Write("BCRSNAP1"u8);
+            var buf = new byte[8];
+            BinaryPrimitives.WriteInt64LittleEndian(buf, 5); stream.Write(buf);
+            BinaryPrimitives.WriteInt64LittleEndian(buf, 1); stream.Write(buf);
+            BinaryPrimitives.WriteUInt32LittleEndian(buf, 1); stream.Write(buf.AsSpan(0, 4));
+            BinaryPrimitives.WriteUInt16LittleEndian(buf, (ushort)name.Length); stream.Write(buf.AsSpan(0, 2));
+            stream.Write(name);
+            BinaryPrimitives.WriteInt64LittleEndian(buf, 3); stream.Write(buf);
+            stream.Write("abc"u8);
+            stream.Position = 0;
+            await Assert.ThrowsAsync<InvalidDataException>(() => BackupSnapshot.UnpackAsync(stream, root, CancellationToken.None));
+            Assert.False(File.Exists(Path.Combine(root, "5-1.tmp", "escape")));
+            Assert.False(File.Exists(Path.Combine(root, "escape")));
+        }
+        finally { Directory.Delete(root, recursive: true); }
+    }
+
     private static async Task AssertSameContent(Cluster c)
     {
         var leader = c.Node(c.Leader());
