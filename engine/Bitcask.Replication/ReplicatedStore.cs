@@ -35,7 +35,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _log = loggers.CreateLogger<ReplicatedStore>();
         Directory.CreateDirectory(options.LogDirectory);
         _machine = new StoreStateMachine(options.StoreDirectory, Path.Combine(options.LogDirectory, "snapshots"),
-            options.StoreOptions, options.SnapshotInterval, _log);
+            options.StoreOptions, options.SnapshotInterval, options.SnapshotIntervalBytes, _log);
         try
         {
             _wal = new WriteAheadLog(new WriteAheadLog.Options

@@ -34,6 +34,10 @@ public sealed class ReplicationOptions
     /// is truncated below it. Default 10,000; at least 2.</summary>
     public long SnapshotInterval { get; init; } = 10_000;
 
+    /// <summary>Also take a snapshot once the commands applied since the last one add up to this many payload bytes.
+    /// Default 256 MiB; at least 4096.</summary>
+    public long SnapshotIntervalBytes { get; init; } = 256L << 20;
+
     /// <summary>Lower bound of the randomized election timeout, in ms. Default 300.</summary>
     public int LowerElectionTimeout { get; init; } = 300;
 
@@ -66,6 +70,8 @@ public sealed class ReplicationOptions
         ArgumentException.ThrowIfNullOrEmpty(LogDirectory);
         if (SnapshotInterval < 2)
             throw new ArgumentOutOfRangeException(nameof(SnapshotInterval), SnapshotInterval, "SnapshotInterval must be at least 2 entries.");
+        if (SnapshotIntervalBytes < 4096)
+            throw new ArgumentOutOfRangeException(nameof(SnapshotIntervalBytes), SnapshotIntervalBytes, "SnapshotIntervalBytes must be at least 4096 bytes.");
         if (LowerElectionTimeout < 10 || UpperElectionTimeout <= LowerElectionTimeout)
             throw new ArgumentOutOfRangeException(nameof(LowerElectionTimeout), "Election timeouts must satisfy 10 <= LowerElectionTimeout < UpperElectionTimeout (ms).");
         if (LogChunkSize < 4096)
@@ -88,7 +94,7 @@ public enum ReplicaRole
     Leader,
 }
 
-/// <summary>One node's view of the cluster, for <c>bitcask cluster status</c>.</summary>
+/// <summary>One node's view of the cluster, for <c>bitcask cluster status</c>. Immutable.</summary>
 /// <param name="Node">This node's Raft address.</param>
 /// <param name="Role">This node's role.</param>
 /// <param name="Term">The current Raft term.</param>

@@ -11,7 +11,7 @@ namespace Bitcask.Replication;
 /// The engine as DotNext's Raft state machine. Each committed entry is applied to the node's own
 /// <see cref="BitcaskStore"/> together with its log index (one batch), so a restart skips exactly the entries already
 /// applied. Snapshots are the engine's own <see cref="BitcaskStore.Backup"/>, taken every
-/// <see cref="ReplicationOptions.SnapshotInterval"/> applied entries (our schedule, not on every apply); a lagging node
+/// <see cref="ReplicationOptions.SnapshotInterval"/> applied entries or <see cref="ReplicationOptions.SnapshotIntervalBytes"/> applied bytes (our schedule, not on every apply); a lagging node
 /// receives one as a stream of the backup's files (FORMAT.md, "Replication snapshot stream").
 /// DotNext never calls <c>ApplyAsync</c> concurrently; readers take <see cref="_swap"/>'s read side so a
 /// snapshot install (which replaces the store) never pulls the store from under them.
@@ -22,6 +22,8 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     private readonly string _snapshotRoot;
     private readonly BitcaskOptions? _storeOptions;
     private readonly long _snapshotInterval;
+    private readonly long _snapshotIntervalBytes;
+    private long _bytesSinceSnapshot;
     private readonly ILogger _log;
     private readonly ReaderWriterLockSlim _swap = new(LockRecursionPolicy.NoRecursion);
     private BitcaskStore _store;
@@ -31,12 +33,13 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     /// <summary>Test hook: runs before each entry is applied (may block, simulating a slow or crashed applier).</summary>
     internal Func<long, CancellationToken, ValueTask>? BeforeApply;
 
-    internal StoreStateMachine(string storeDir, string snapshotRoot, BitcaskOptions? storeOptions, long snapshotInterval, ILogger log)
+    internal StoreStateMachine(string storeDir, string snapshotRoot, BitcaskOptions? storeOptions, long snapshotInterval, long snapshotIntervalBytes, ILogger log)
     {
         _storeDir = storeDir;
         _snapshotRoot = snapshotRoot;
         _storeOptions = storeOptions;
         _snapshotInterval = snapshotInterval;
+        _snapshotIntervalBytes = snapshotIntervalBytes;
         _log = log;
         Directory.CreateDirectory(snapshotRoot);
         foreach (var tmp in Directory.EnumerateFileSystemEntries(snapshotRoot, "*.tmp"))
@@ -100,7 +103,8 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         finally { _swap.ExitReadLock(); }
         Volatile.Write(ref _applied, entry.Index);
         (entry.Context as Proposal)?.Complete(result, entry.Index);
-        if (entry.Index - SnapshotIndex >= _snapshotInterval)
+        _bytesSinceSnapshot += payload.Length;
+        if (entry.Index - SnapshotIndex >= _snapshotInterval || _bytesSinceSnapshot >= _snapshotIntervalBytes)
             TakeSnapshot(entry.Index, entry.Term);
         return entry.Index;
     }
@@ -120,6 +124,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             finally { _swap.ExitReadLock(); }
             Directory.Move(tmp, final);
             _snapshot = new BackupSnapshot(final, index, term);
+            _bytesSinceSnapshot = 0;
             _log.LogDebug("Snapshot at index {Index} (term {Term})", index, term);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
