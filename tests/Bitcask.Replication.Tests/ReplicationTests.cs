@@ -4,7 +4,7 @@ using Bitcask.Replication;
 
 namespace Bitcask.Replication.Tests;
 
-public sealed class ReplicationTests
+public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
 
@@ -59,8 +59,12 @@ public sealed class ReplicationTests
         for (var i = 0; i < 20; i++)
             await c.Node(old).PutAsync($"before:{i}", i.ToString());
         var oldTerm = c.Node(old).Status.Term;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         await c.StopNodeAsync(old);
+        var stopped = clock.Elapsed;
         var next = await c.WaitForLeaderAsync();
+        await c.Node(next).PutAsync("first-after-failover", "1");
+        output.WriteLine($"leader stop took {stopped.TotalMilliseconds:F0} ms; first write through the new leader {(clock.Elapsed - stopped).TotalMilliseconds:F0} ms after it (election timeouts 800-1600 ms)");
         Assert.NotEqual(old, next);
         Assert.True(c.Node(next).Status.Term > oldTerm);
         for (var i = 0; i < 20; i++)
