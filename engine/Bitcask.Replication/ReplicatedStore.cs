@@ -368,6 +368,11 @@ public sealed class ReplicatedStore : IAsyncDisposable
             if (!IsLeader) return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
             await _cluster.ReplicateAsync(payload, proposal, token).ConfigureAwait(false);
         }
+        catch (NotLeaderException e) when (e.InnerException is null && !proposal.Task.IsCompleted)
+        {
+            // DotNext checks leadership before appending and throws without an inner exception: nothing was appended.
+            return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
+        }
         catch (NotLeaderException e)
         {
             return proposal.Task.IsCompleted ? ToReply(proposal.Task.Result)
