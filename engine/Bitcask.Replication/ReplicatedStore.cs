@@ -1,0 +1,443 @@
+using System.Net;
+using System.Text;
+using DotNext.Net.Cluster.Consensus.Raft;
+using DotNext.Net.Cluster.Consensus.Raft.Membership;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask.Replication;
+
+/// <summary>
+/// One node of a replicated Bitcask store: its own <see cref="BitcaskStore"/> as the state machine of a Raft cluster
+/// (DotNext.Net.Cluster over TCP). Every write is proposed as one Raft log entry, committed by a majority and applied
+/// to every node's store in log order; it returns after commit and after this node applied it. Writes on a follower
+/// are forwarded to the leader. <see cref="GetAsync"/> is linearizable (leader lease or read barrier);
+/// <see cref="GetStale"/> reads this node's store as it is.
+/// Thread-safe: any number of threads may call any member at once. Dispose it to stop the node.
+/// </summary>
+public sealed class ReplicatedStore : IAsyncDisposable
+{
+    private const string ForwardMetadataKey = "bitcask.forward";
+    private readonly ReplicationOptions _options;
+    private readonly StoreStateMachine _machine;
+    private readonly WriteAheadLog _wal;
+    private readonly RaftCluster _cluster;
+    private readonly ForwardServer _forwardServer;
+    private readonly ForwardClient _forwardClient = new();
+    private readonly ILoggerFactory _loggers;
+    private readonly ILogger _log;
+    private int _disposed;
+
+    private ReplicatedStore(ReplicationOptions options, ILoggerFactory loggers)
+    {
+        _options = options;
+        _loggers = loggers;
+        _log = loggers.CreateLogger<ReplicatedStore>();
+        Directory.CreateDirectory(options.LogDirectory);
+        _machine = new StoreStateMachine(options.StoreDirectory, Path.Combine(options.LogDirectory, "snapshots"),
+            options.StoreOptions, options.SnapshotInterval, options.SnapshotIntervalBytes, _log);
+        try
+        {
+            _wal = new WriteAheadLog(new WriteAheadLog.Options
+            {
+                Location = Path.Combine(options.LogDirectory, "wal"),
+                ChunkSize = options.LogChunkSize,
+            }, _machine);
+            _forwardServer = new ForwardServer(options.ForwardEndPoint ?? new IPEndPoint(options.NodeEndPoint.Address, 0), HandleForwardedAsync, _log);
+            var config = new RaftCluster.TcpConfiguration(options.NodeEndPoint)
+            {
+                LowerElectionTimeout = options.LowerElectionTimeout,
+                UpperElectionTimeout = options.UpperElectionTimeout,
+                // Static membership: every node starts knowing the whole configuration; a cold start would make each
+                // node a one-member cluster of its own.
+                ColdStart = false,
+                ConfigurationStorage = null, // DotNext's in-memory storage, filled below
+                IsLeaderLeaseEnabled = options.LeaderLease,
+                LoggerFactory = loggers,
+            };
+            config.Metadata[ForwardMetadataKey] = _forwardServer.EndPoint.ToString();
+            if (options.Members.Count > 0)
+            {
+                var storage = config.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
+                    ?? throw new InvalidOperationException("DotNext's default configuration storage is not the in-memory one");
+                var builder = storage.CreateInitialConfigurationBuilder();
+                foreach (var member in options.Members) builder.Add(member);
+                builder.Build();
+            }
+            _cluster = new RaftCluster(config) { AuditTrail = _wal };
+        }
+        catch
+        {
+            _machine.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Test hook into the state machine (slow or stuck applier).</summary>
+    internal StoreStateMachine Machine => _machine;
+
+    /// <summary>Opens the node's store and log, starts its Raft member and forward listener, and returns once the
+    /// log's committed entries are applied locally (the cluster may still be electing a leader).</summary>
+    /// <exception cref="ArgumentException">An option is invalid (the message names it).</exception>
+    public static async Task<ReplicatedStore> StartAsync(ReplicationOptions options, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.Validate();
+        var node = new ReplicatedStore(options, RepeatFilterLoggerFactory.Wrap(options.LoggerFactory, options.RepeatedLogInterval));
+        try
+        {
+            await node._cluster.StartAsync(token).ConfigureAwait(false);
+        }
+        catch
+        {
+            await node.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return node;
+    }
+
+    /// <summary>This node's Raft address.</summary>
+    public EndPoint NodeEndPoint => _options.NodeEndPoint;
+
+    /// <summary>Where this node accepts forwarded writes.</summary>
+    public EndPoint ForwardEndPoint => _forwardServer.EndPoint;
+
+    /// <summary>True while this node is the leader.</summary>
+    public bool IsLeader => !_cluster.LeadershipToken.IsCancellationRequested;
+
+    /// <summary>This node's view: term, leader, commit and applied index, role.</summary>
+    public ReplicationStatus Status
+    {
+        get
+        {
+            var leader = _cluster.Leader;
+            var role = IsLeader ? ReplicaRole.Leader : leader is null ? ReplicaRole.Candidate : ReplicaRole.Follower;
+            return new ReplicationStatus(_options.NodeEndPoint, role, _cluster.Term, leader?.EndPoint,
+                _wal.LastCommittedEntryIndex, _machine.AppliedIndex, _wal.LastEntryIndex, _machine.SnapshotIndex,
+                _cluster.Members.Select(m => m.EndPoint).ToArray());
+        }
+    }
+
+    /// <summary>Waits until some node (maybe this one) is known to lead.</summary>
+    /// <exception cref="TimeoutException">No leader within <see cref="ReplicationOptions.OperationTimeout"/>.</exception>
+    public async Task WaitForLeaderAsync(CancellationToken token = default)
+    {
+        using var cts = Deadline(token);
+        try
+        {
+            while (_cluster.Leader is null)
+                await Task.Delay(20, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            throw new TimeoutException($"No Raft leader known to {_options.NodeEndPoint} within {_options.OperationTimeout}.");
+        }
+    }
+
+    // ---- writes ----
+
+    /// <summary>Replicates a put; returns after commit and local apply.</summary>
+    public Task PutAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken token = default) =>
+        ProposeAsync(new ReplicatedBatch().Put(key.Span, value.Span).Encode(), token);
+
+    /// <summary>Replicates a put of UTF-8 strings.</summary>
+    public Task PutAsync(string key, string value, CancellationToken token = default) =>
+        ProposeAsync(new ReplicatedBatch().Put(key, value).Encode(), token);
+
+    /// <summary>Replicates a delete; true when the key existed (at the delete's log position).</summary>
+    public async Task<bool> DeleteAsync(ReadOnlyMemory<byte> key, CancellationToken token = default) =>
+        (await ProposeAsync(new ReplicatedBatch().Delete(key.Span).Encode(), token).ConfigureAwait(false)).Value > 0;
+
+    /// <summary>Replicates a delete of a UTF-8 key.</summary>
+    public Task<bool> DeleteAsync(string key, CancellationToken token = default) => DeleteAsync(Encoding.UTF8.GetBytes(key), token);
+
+    /// <summary>Replicates a batch as one log entry; false (nothing written) when one of its conditions did not hold
+    /// at its log position.</summary>
+    public async Task<bool> WriteAsync(ReplicatedBatch batch, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        return (await ProposeAsync(batch.Encode(), token).ConfigureAwait(false)).Succeeded;
+    }
+
+    /// <summary>Redis INCRBY semantics (ASCII decimal, 64-bit, missing = 0), decided at the entry's log position, so
+    /// concurrent increments from any nodes sum exactly. Returns the new value.</summary>
+    /// <exception cref="ReplicatedCommandException">The value is not an integer, or the result overflows.</exception>
+    public async Task<long> IncrementAsync(ReadOnlyMemory<byte> key, long delta = 1, CancellationToken token = default) =>
+        (await ProposeAsync(Command.EncodeIncrement(key.Span, delta), token).ConfigureAwait(false)).Value;
+
+    /// <summary>Increments a UTF-8 key.</summary>
+    public Task<long> IncrementAsync(string key, long delta = 1, CancellationToken token = default) =>
+        IncrementAsync(Encoding.UTF8.GetBytes(key), delta, token);
+
+    /// <summary>Puts <paramref name="value"/> if the key's version is <paramref name="expectedVersion"/> (0 = absent).
+    /// Versions are the same on every node (each applies the same writes in the same order).</summary>
+    public Task<bool> CompareAndSetAsync(ReadOnlyMemory<byte> key, long expectedVersion, ReadOnlyMemory<byte> value, CancellationToken token = default) =>
+        WriteAsync(new ReplicatedBatch().RequireVersion(key.Span, expectedVersion).Put(key.Span, value.Span), token);
+
+    /// <summary>Puts <paramref name="value"/> only if the key is absent.</summary>
+    public Task<bool> PutIfAbsentAsync(ReadOnlyMemory<byte> key, ReadOnlyMemory<byte> value, CancellationToken token = default) =>
+        WriteAsync(new ReplicatedBatch().RequireAbsent(key.Span).Put(key.Span, value.Span), token);
+
+    /// <summary>Deletes the key if its version is <paramref name="expectedVersion"/>.</summary>
+    public Task<bool> CompareAndDeleteAsync(ReadOnlyMemory<byte> key, long expectedVersion, CancellationToken token = default) =>
+        WriteAsync(new ReplicatedBatch().RequireVersion(key.Span, expectedVersion).Delete(key.Span), token);
+
+    /// <summary>Read-modify-write: reads the key linearizably, runs <paramref name="update"/> on its value (null when
+    /// absent; return null to delete), and commits the result with a compare-and-set on the version read, running the
+    /// callback again when another write won the race. Returns the value written (null for a delete).</summary>
+    public async Task<byte[]?> UpdateAsync(ReadOnlyMemory<byte> key, Func<byte[]?, byte[]?> update, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(update);
+        while (true)
+        {
+            await ReadBarrierAsync(token).ConfigureAwait(false);
+            var (value, version) = _machine.Read(s =>
+            {
+                var info = s.GetInfo(key.Span);
+                return (info is null ? null : s.Get(key.Span), info?.Version ?? 0);
+            });
+            var next = update(value);
+            var batch = new ReplicatedBatch().RequireVersion(key.Span, version);
+            if (next is null) batch.Delete(key.Span); else batch.Put(key.Span, next);
+            if (await WriteAsync(batch, token).ConfigureAwait(false))
+                return next;
+        }
+    }
+
+    // ---- reads ----
+
+    /// <summary>Linearizable read: sees every write that completed (anywhere) before the call.</summary>
+    public async Task<byte[]?> GetAsync(ReadOnlyMemory<byte> key, CancellationToken token = default)
+    {
+        await ReadBarrierAsync(token).ConfigureAwait(false);
+        return GetStale(key.Span);
+    }
+
+    /// <summary>Linearizable read of a UTF-8 key as a UTF-8 string.</summary>
+    public async Task<string?> GetStringAsync(string key, CancellationToken token = default) =>
+        await GetAsync(Encoding.UTF8.GetBytes(key), token).ConfigureAwait(false) is { } v ? Encoding.UTF8.GetString(v) : null;
+
+    /// <summary>Linearizable read of a key's <see cref="EntryInfo"/> (version, create revision); null when absent.</summary>
+    public async Task<EntryInfo?> GetInfoAsync(ReadOnlyMemory<byte> key, CancellationToken token = default)
+    {
+        await ReadBarrierAsync(token).ConfigureAwait(false);
+        return _machine.Read(s => s.GetInfo(key.Span));
+    }
+
+    /// <summary>Reads this node's store as it is, without contacting the leader (a follower may lag).</summary>
+    public byte[]? GetStale(ReadOnlySpan<byte> key)
+    {
+        var copy = key.ToArray();
+        return _machine.Read(s => s.Get(copy));
+    }
+
+    /// <summary>Reads a UTF-8 key from this node's store as it is.</summary>
+    public string? GetStaleString(string key) => GetStale(Encoding.UTF8.GetBytes(key)) is { } v ? Encoding.UTF8.GetString(v) : null;
+
+    /// <summary>Runs <paramref name="read"/> on this node's store as it is (e.g. to compare content across nodes).
+    /// The store must not be written through it nor kept after the callback.</summary>
+    public T ReadLocal<T>(Func<BitcaskStore, T> read) => _machine.Read(read);
+
+    /// <summary>Waits until every write committed before the call is applied to this node's store. On the leader with
+    /// a valid lease this is local; otherwise a round of heartbeats confirms leadership (DotNext's read barrier).</summary>
+    public async Task ReadBarrierAsync(CancellationToken token = default)
+    {
+        using var cts = Deadline(token);
+        try
+        {
+            while (true)
+            {
+                var type = _options.LeaderLease && _cluster.TryGetLeaseToken(out var lease) && !lease.IsCancellationRequested
+                    ? ReadBarrierType.Weak
+                    : ReadBarrierType.Strong;
+                try
+                {
+                    await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
+                    return;
+                }
+                catch (QuorumUnreachableException)
+                {
+                    // no leader known yet (an election, or this node just started): wait for one
+                    await Task.Delay(25, cts.Token).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            throw new TimeoutException($"Read barrier not reached within {_options.OperationTimeout} (no reachable leader or majority).");
+        }
+    }
+
+    // ---- membership ----
+
+    /// <summary>Adds a node (started with empty <see cref="ReplicationOptions.Members"/>) through a Raft
+    /// configuration change; the new node first catches up (snapshot, then log). Must run on the leader.</summary>
+    /// <exception cref="InvalidOperationException">This node is not the leader (the message names the leader).</exception>
+    /// <returns>True once the node is a member (also when it already was); false when it could not catch up within
+    /// <see cref="ReplicationOptions.OperationTimeout"/> (DotNext gives a new node a few replication rounds to catch
+    /// up per attempt; a node still starting or installing a snapshot needs more than one attempt).</returns>
+    public async Task<bool> AddMemberAsync(IPEndPoint node, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        using var cts = Deadline(token);
+        try
+        {
+            while (true)
+            {
+                ThrowIfNotLeader();
+                if (_cluster.Members.Any(m => node.Equals(m.EndPoint)))
+                    return true;
+                if (await _cluster.AddMemberAsync(node, cts.Token).ConfigureAwait(false))
+                    return true;
+                await Task.Delay(100, cts.Token).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Removes a node through a Raft configuration change. Must run on the leader.</summary>
+    /// <exception cref="InvalidOperationException">This node is not the leader (the message names the leader).</exception>
+    public async Task<bool> RemoveMemberAsync(IPEndPoint node, CancellationToken token = default)
+    {
+        ThrowIfNotLeader();
+        return await _cluster.RemoveMemberAsync(node, token).ConfigureAwait(false);
+    }
+
+    private void ThrowIfNotLeader()
+    {
+        if (!IsLeader)
+            throw new InvalidOperationException($"Membership changes run on the leader; this node ({_options.NodeEndPoint}) is not it (leader: {_cluster.Leader?.EndPoint?.ToString() ?? "unknown"}).");
+    }
+
+    // ---- proposing ----
+
+    private CancellationTokenSource Deadline(CancellationToken token)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(token);
+        cts.CancelAfter(_options.OperationTimeout);
+        return cts;
+    }
+
+    /// <summary>Proposes one command: locally when leading, else forwarded to the leader; retries only while nothing
+    /// can have been appended (no leader yet, leader moved before appending).</summary>
+    private async Task<CommandResult> ProposeAsync(byte[] payload, CancellationToken token)
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        using var cts = Deadline(token);
+        string? lastReason = null;
+        try
+        {
+            while (true)
+            {
+                var reply = IsLeader
+                    ? await ReplicateLocalAsync(payload, cts.Token).ConfigureAwait(false)
+                    : await ForwardAsync(payload, cts.Token).ConfigureAwait(false);
+                switch (reply.Status)
+                {
+                    case ForwardStatus.Applied:
+                        if (reply.Index > _machine.AppliedIndex)
+                            await WaitAppliedAsync(reply.Index, cts.Token).ConfigureAwait(false);
+                        return new CommandResult(reply.Succeeded, reply.Value, null);
+                    case ForwardStatus.CommandFailed:
+                        if (reply.Index > _machine.AppliedIndex)
+                            await WaitAppliedAsync(reply.Index, cts.Token).ConfigureAwait(false);
+                        throw new ReplicatedCommandException(reply.Message ?? "command failed");
+                    case ForwardStatus.Unknown:
+                        throw new ReplicationOutcomeUnknownException(reply.Message ?? "outcome unknown");
+                    default:
+                        lastReason = reply.Message;
+                        await Task.Delay(25, cts.Token).ConfigureAwait(false);
+                        break;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested)
+        {
+            throw new TimeoutException($"Write not committed within {_options.OperationTimeout}: no reachable leader or majority ({lastReason ?? "no leader"}).");
+        }
+    }
+
+    private async Task<ForwardReply> ReplicateLocalAsync(byte[] payload, CancellationToken token)
+    {
+        var proposal = new Proposal();
+        try
+        {
+            if (!IsLeader) return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
+            await _cluster.ReplicateAsync(payload, proposal, token).ConfigureAwait(false);
+        }
+        catch (NotLeaderException e) when (e.InnerException is null && !proposal.Task.IsCompleted)
+        {
+            // DotNext checks leadership before appending and throws without an inner exception: nothing was appended.
+            return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
+        }
+        catch (NotLeaderException e)
+        {
+            return proposal.Task.IsCompleted ? ToReply(proposal.Task.Result)
+                : new(ForwardStatus.Unknown, false, 0, 0, "leadership lost while the write was being replicated: " + e.Message);
+        }
+        if (!proposal.Task.IsCompleted)
+            return new(ForwardStatus.Unknown, false, 0, 0, "the write committed but its result was not seen by the proposer");
+        return ToReply(proposal.Task.Result);
+    }
+
+    private static ForwardReply ToReply((CommandResult Result, long Index) r) =>
+        r.Result.ErrorMessage is { } msg
+            ? new(ForwardStatus.CommandFailed, false, 0, r.Index, msg)
+            : new(ForwardStatus.Applied, r.Result.Succeeded, r.Result.Value, r.Index, null);
+
+    private async Task<ForwardReply> ForwardAsync(byte[] payload, CancellationToken token)
+    {
+        if (_cluster.Leader is not { IsRemote: true } leader)
+            return new(ForwardStatus.NotLeader, false, 0, 0, "no leader known");
+        IReadOnlyDictionary<string, string> metadata;
+        try { metadata = await leader.GetMetadataAsync(false, token).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            return new(ForwardStatus.NotLeader, false, 0, 0, "leader metadata unavailable: " + e.Message);
+        }
+        if (!metadata.TryGetValue(ForwardMetadataKey, out var address) || !IPEndPoint.TryParse(address, out var target))
+            return new(ForwardStatus.NotLeader, false, 0, 0, "leader publishes no forward address");
+        return await _forwardClient.SendAsync(target, payload, token).ConfigureAwait(false);
+    }
+
+    private async Task<ForwardReply> HandleForwardedAsync(byte[] payload, CancellationToken token)
+    {
+        if (Command.Validate(payload) is { } problem)
+            return new(ForwardStatus.CommandFailed, false, 0, 0, problem);
+        using var cts = Deadline(token);
+        try
+        {
+            return await ReplicateLocalAsync(payload, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return new(ForwardStatus.Unknown, false, 0, 0, "timed out on the leader");
+        }
+        catch (Exception e)
+        {
+            return new(ForwardStatus.Unknown, false, 0, 0, e.GetType().Name + ": " + e.Message);
+        }
+    }
+
+    private async Task WaitAppliedAsync(long index, CancellationToken token)
+    {
+        if (_machine.AppliedIndex < index)
+            await _wal.WaitForApplyAsync(index, token).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops the node: Raft member, forward listener, log, store (in that order).</summary>
+    public async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        try { await _cluster.StopAsync(CancellationToken.None).ConfigureAwait(false); }
+        catch (Exception e) { _log.LogDebug(e, "Raft stop"); }
+        await _forwardServer.DisposeAsync().ConfigureAwait(false);
+        _forwardClient.Dispose();
+        _cluster.Dispose();
+        await _wal.DisposeAsync().ConfigureAwait(false);
+        _machine.Dispose();
+    }
+}

@@ -1,0 +1,198 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Globalization;
+using DotNext.IO;
+using DotNext.Net.Cluster.Consensus.Raft.StateMachine;
+using Microsoft.Extensions.Logging;
+
+namespace Bitcask.Replication;
+
+/// <summary>
+/// The engine as DotNext's Raft state machine. Each committed entry is applied to the node's own
+/// <see cref="BitcaskStore"/> together with its log index (one batch), so a restart skips exactly the entries already
+/// applied. Snapshots are the engine's own <see cref="BitcaskStore.Backup"/>, taken every
+/// <see cref="ReplicationOptions.SnapshotInterval"/> applied entries or <see cref="ReplicationOptions.SnapshotIntervalBytes"/> applied bytes (our schedule, not on every apply); a lagging node
+/// receives one as a stream of the backup's files (FORMAT.md, "Replication snapshot stream").
+/// DotNext never calls <c>ApplyAsync</c> concurrently; readers take <see cref="_swap"/>'s read side so a
+/// snapshot install (which replaces the store) never pulls the store from under them.
+/// </summary>
+internal sealed class StoreStateMachine : IStateMachine, IDisposable
+{
+    private readonly string _storeDir;
+    private readonly string _snapshotRoot;
+    private readonly BitcaskOptions? _storeOptions;
+    private readonly long _snapshotInterval;
+    private readonly long _snapshotIntervalBytes;
+    private long _bytesSinceSnapshot;
+    private readonly ILogger _log;
+    private readonly ReaderWriterLockSlim _swap = new(LockRecursionPolicy.NoRecursion);
+    private BitcaskStore _store;
+    private volatile BackupSnapshot? _snapshot;
+    private long _applied;
+
+    /// <summary>Test hook: runs before each entry is applied (may block, simulating a slow or crashed applier).</summary>
+    internal Func<long, CancellationToken, ValueTask>? BeforeApply;
+
+    internal StoreStateMachine(string storeDir, string snapshotRoot, BitcaskOptions? storeOptions, long snapshotInterval, long snapshotIntervalBytes, ILogger log)
+    {
+        _storeDir = storeDir;
+        _snapshotRoot = snapshotRoot;
+        _storeOptions = storeOptions;
+        _snapshotInterval = snapshotInterval;
+        _snapshotIntervalBytes = snapshotIntervalBytes;
+        _log = log;
+        Directory.CreateDirectory(snapshotRoot);
+        foreach (var tmp in Directory.EnumerateFileSystemEntries(snapshotRoot, "*.tmp"))
+            DeleteAny(tmp);
+        _snapshot = BackupSnapshot.FindNewest(snapshotRoot);
+        _store = BitcaskStore.Open(storeDir, storeOptions);
+        _applied = ReadApplied(_store);
+        if (_snapshot is { } s && _applied < s.Index)
+        {
+            // The store lost writes the log no longer holds (wiped, or a power loss took its unsynced tail after the
+            // log was truncated below the snapshot): start again from the snapshot.
+            _log.LogWarning("Store applied index {Applied} is below the local snapshot {Snapshot}: restoring the snapshot", _applied, s.Index);
+            ReplaceStoreFrom(s);
+        }
+    }
+
+    /// <summary>Index of the newest entry applied to the store.</summary>
+    internal long AppliedIndex => Volatile.Read(ref _applied);
+
+    /// <summary>Index of the newest local snapshot (0 when none).</summary>
+    internal long SnapshotIndex => _snapshot?.Index ?? 0;
+
+    /// <summary>Runs <paramref name="read"/> on the current store, never during a snapshot install.</summary>
+    internal T Read<T>(Func<BitcaskStore, T> read)
+    {
+        _swap.EnterReadLock();
+        try { return read(_store); }
+        finally { _swap.ExitReadLock(); }
+    }
+
+    ISnapshot? ISnapshotManager.Snapshot => _snapshot;
+
+    ValueTask ISnapshotManager.ReclaimGarbageAsync(long watermark, CancellationToken token)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(_snapshotRoot))
+            if (BackupSnapshot.TryParseName(Path.GetFileName(dir), out var index, out _) && index < watermark)
+                DeleteAny(dir);
+        return ValueTask.CompletedTask;
+    }
+
+    async ValueTask<long> IStateMachine.ApplyAsync(LogEntry entry, CancellationToken token)
+    {
+        if (entry.IsSnapshot)
+            return await InstallAsync(entry, token).ConfigureAwait(false);
+        if (entry.Index <= AppliedIndex)
+            return entry.Index; // applied before a restart (the log's commit checkpoint lagged the store): never twice
+        if (BeforeApply is { } hook)
+            await hook(entry.Index, token).ConfigureAwait(false);
+        if (!entry.TryGetPayload(out var sequence))
+            throw new InvalidOperationException("log entry without a readable payload");
+        if (sequence.IsEmpty)
+        {
+            // Raft's own entries (a new leader's no-op, a configuration change): nothing to write; replaying is harmless.
+            Volatile.Write(ref _applied, entry.Index);
+            return entry.Index;
+        }
+        var payload = sequence.IsSingleSegment ? sequence.First.Span : sequence.ToArray();
+        CommandResult result;
+        _swap.EnterReadLock();
+        try { result = Command.Apply(_store, payload, entry.Index); }
+        finally { _swap.ExitReadLock(); }
+        Volatile.Write(ref _applied, entry.Index);
+        (entry.Context as Proposal)?.Complete(result, entry.Index);
+        _bytesSinceSnapshot += payload.Length;
+        if (entry.Index - SnapshotIndex >= _snapshotInterval || _bytesSinceSnapshot >= _snapshotIntervalBytes)
+            TakeSnapshot(entry.Index, entry.Term);
+        return entry.Index;
+    }
+
+    /// <summary>A backup of the store as of <paramref name="index"/>: nothing else writes between the apply and this
+    /// call (the applier is the store's only writer), so the backup holds exactly the entries up to it.</summary>
+    private void TakeSnapshot(long index, long term)
+    {
+        var final = Path.Combine(_snapshotRoot, BackupSnapshot.Name(index, term));
+        var tmp = final + ".tmp";
+        try
+        {
+            DeleteAny(tmp);
+            Directory.CreateDirectory(tmp);
+            _swap.EnterReadLock();
+            try { _store.Backup(Path.Combine(tmp, BackupSnapshot.StoreFolder)); }
+            finally { _swap.ExitReadLock(); }
+            Directory.Move(tmp, final);
+            _snapshot = new BackupSnapshot(final, index, term);
+            _bytesSinceSnapshot = 0;
+            _log.LogDebug("Snapshot at index {Index} (term {Term})", index, term);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A failed snapshot only delays log truncation; the next interval tries again.
+            _log.LogWarning(e, "Snapshot at index {Index} failed", index);
+            DeleteAny(tmp);
+        }
+    }
+
+    private async ValueTask<long> InstallAsync(LogEntry entry, CancellationToken token)
+    {
+        var tmpFile = Path.Combine(_snapshotRoot, "incoming.tmp");
+        await using (var fs = new FileStream(tmpFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
+        {
+            var buffer = new byte[1 << 16];
+            await entry.WriteToAsync(IAsyncBinaryWriter.Create(fs, buffer), token).ConfigureAwait(false);
+            await fs.FlushAsync(token).ConfigureAwait(false);
+            fs.Position = 0;
+            var snapshot = await BackupSnapshot.UnpackAsync(fs, _snapshotRoot, token).ConfigureAwait(false);
+            if (snapshot.Index != entry.Index)
+                _log.LogWarning("Installed snapshot says index {Inner}, the log entry {Outer}", snapshot.Index, entry.Index);
+            _log.LogInformation("Installing snapshot at index {Index} (term {Term}) from the leader", snapshot.Index, snapshot.Term);
+            ReplaceStoreFrom(snapshot);
+            _snapshot = snapshot;
+        }
+        File.Delete(tmpFile);
+        return AppliedIndex;
+    }
+
+    /// <summary>Replaces the store's directory by a copy of the snapshot's backup and reopens it. Copies, not links:
+    /// the reopened store appends to its newest segment, which must not be the snapshot's file.</summary>
+    private void ReplaceStoreFrom(BackupSnapshot snapshot)
+    {
+        _swap.EnterWriteLock();
+        try
+        {
+            _store.Dispose();
+            var source = Path.Combine(snapshot.Directory, BackupSnapshot.StoreFolder);
+            var incoming = _storeDir.TrimEnd(Path.DirectorySeparatorChar) + ".restore.tmp";
+            DeleteAny(incoming);
+            Directory.CreateDirectory(incoming);
+            foreach (var file in Directory.EnumerateFiles(source))
+                File.Copy(file, Path.Combine(incoming, Path.GetFileName(file)));
+            using (BitcaskStore.Open(incoming, _storeOptions)) { } // fsyncs what it opened; proves it opens
+            DeleteAny(_storeDir);
+            Directory.Move(incoming, _storeDir);
+            _store = BitcaskStore.Open(_storeDir, _storeOptions);
+            Volatile.Write(ref _applied, ReadApplied(_store));
+        }
+        finally { _swap.ExitWriteLock(); }
+    }
+
+    private static long ReadApplied(BitcaskStore store) =>
+        store.Get(Command.AppliedKey) is { Length: 8 } b ? BinaryPrimitives.ReadInt64LittleEndian(b) : 0;
+
+    internal static void DeleteAny(string path)
+    {
+        if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+        else if (File.Exists(path)) File.Delete(path);
+    }
+
+    public void Dispose()
+    {
+        _swap.EnterWriteLock();
+        try { _store.Dispose(); }
+        finally { _swap.ExitWriteLock(); }
+    }
+
+    internal static string Describe(long index, long term) => string.Create(CultureInfo.InvariantCulture, $"{index}-{term}");
+}
