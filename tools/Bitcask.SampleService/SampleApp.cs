@@ -6,7 +6,6 @@ using Bitcask.Extensions.Configuration;
 using Bitcask.Extensions.RateLimiting;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Caching.Hybrid;
-using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using OpenTelemetry.Metrics;
 
@@ -62,11 +61,10 @@ public static class SampleApp
             };
         });
 
-        builder.Services.AddHealthChecks().AddCheck("bitcask", () =>
-        {
-            var stats = store.GetStats();
-            return HealthCheckResult.Healthy($"{stats.LiveKeys} keys");
-        });
+        // Health: the hosting package's check (Unhealthy when the write path failed, Degraded on damage or fragmentation).
+        // The store is opened here rather than with AddBitcask (which opens it when the host starts) because the
+        // configuration provider above reads it while the configuration is built, before the host exists.
+        builder.Services.AddHealthChecks().AddCheck("bitcask", new Bitcask.Extensions.Hosting.BitcaskHealthCheck(store));
         builder.Services.AddOpenTelemetry().WithMetrics(m =>
         {
             m.AddMeter("Bitcask", "Microsoft.AspNetCore.Hosting", "Microsoft.AspNetCore.RateLimiting");
