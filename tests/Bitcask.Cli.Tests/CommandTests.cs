@@ -6,9 +6,10 @@ namespace Bitcask.CliTests;
 public class ReadOnlyCommandTests
 {
     /// <summary>Exit codes: verify and dump exit 1 for any problem (dump only for damaged ranges, not hint problems); the
-    /// others read what a read-only open serves and exit 1 only when a read hits damaged bytes (a whole hint points at a
-    /// record that fails its CRC). Expected per command in the order run below. Note v2-flipped-after-close: its damaged
-    /// record has no hint pointing at it, so the read-only open skips it and scan and export exit 0 without it.</summary>
+    /// others read what a read-only open serves; scan and export exit 1 when the store is damaged: a read hits damaged bytes
+    /// (a whole hint points at a record that fails its CRC), or the read-only open read past damage (v2-flipped-after-close:
+    /// its damaged record has no hint pointing at it, so the open skips it and scan and export list the rest, warn, exit 1).
+    /// Expected per command in the order run below.</summary>
     [Theory]
     [InlineData("v1-healthy", "0 0 0 0 0 0 0 0 0")]
     [InlineData("v1-torn-tail", "1 1 1 0 0 0 0 0 0")]
@@ -18,7 +19,7 @@ public class ReadOnlyCommandTests
     [InlineData("v2-torn-tail", "1 1 1 0 0 0 0 0 0")]
     [InlineData("v2-flipped-bit", "1 1 1 0 0 0 0 1 1")]
     [InlineData("v2-damaged-hint", "1 1 0 0 0 0 0 0 0")]
-    [InlineData("v2-flipped-after-close", "1 1 1 0 0 0 0 0 0")]
+    [InlineData("v2-flipped-after-close", "1 1 1 0 0 0 0 1 1")]
     public void Read_only_commands_leave_every_file_byte_and_timestamp_unchanged(string sample, string exitCodes)
     {
         using var temp = new TempDirectory("ro");
