@@ -204,6 +204,9 @@ public class ProcessCrashTests(ITestOutputHelper output)
 
     private void CompactionKills(Durability[] modes, bool backgroundOnly = false)
     {
+        // BITCASK_KILL_MODES=Buffered (comma-separated) overrides the modes, e.g. to soak the rounds of a skipped variant.
+        if (Environment.GetEnvironmentVariable("BITCASK_KILL_MODES") is { Length: > 0 } forced)
+            modes = forced.Split(',').Select(Enum.Parse<Durability>).ToArray();
         var problems = new List<string>();
         var soak = Soak;
         var rounds = KillLoop(soak > TimeSpan.Zero ? soak : TimeSpan.FromSeconds(30), soak > TimeSpan.Zero ? int.MaxValue : 12, compact: true, problems, modes, backgroundOnly);
