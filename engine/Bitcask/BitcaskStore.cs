@@ -61,6 +61,13 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
             var hints = new HintWriter(fs, directory);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, hints, logger);
+            var commitForCompaction = _commit;
+            _compactor.MakeWritesDurable = () =>
+            {
+                var sync = new WriteRequest();
+                sync.Reset(WriteRequestKind.Sync);
+                commitForCompaction.Submit(sync);
+            };
             _writer.LeaseTable = _leases;
             _writer.Watchers = _watchers;
             _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);

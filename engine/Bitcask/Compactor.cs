@@ -21,6 +21,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
     /// <summary>Test seam: called with the name of each step as it is reached ("written", "renamed", "switched", "deleted").</summary>
     internal Action<string>? StepHook { get; set; }
 
+    /// <summary>Makes every write the keydir already shows durable (a group-commit Sync). Called just before the commit
+    /// point: the run dropped each record the keydir showed superseded or deleted, and in Buffered mode (or Flushed, on a
+    /// power loss) the write that superseded it may still be only in memory; were the inputs replaced first, a crash would
+    /// lose both the new write and the old record, and the key would vanish or an older value come back (bug 14).</summary>
+    internal Action? MakeWritesDurable { get; set; }
+
     public CompactionResult Run(IReadOnlyList<Segment> candidates, CancellationToken ct)
     {
         if (_disabled is { } disabled)
@@ -109,6 +115,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             var firstId = writer.AllocateSegmentIds(outputs.Count);
             for (var k = 0; k < outputs.Count; k++) outputs[k].Finish(firstId + (uint)k, firstId, (ushort)outputs.Count);
             StepHook?.Invoke("written");
+            MakeWritesDurable?.Invoke(); // every write that made a record of the run dead is durable before the inputs are replaced
 
             foreach (var o in outputs)
             {
