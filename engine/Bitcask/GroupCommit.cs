@@ -46,6 +46,8 @@ internal sealed class WriteRequest
     /// <summary>Set by the leader: the request is finished (or failed, see <see cref="Error"/>).</summary>
     public bool Done;
     public Exception? Error;
+    /// <summary>Number of the last group this request was committed in (see <see cref="GroupCommit"/>'s leader wait).</summary>
+    public long LastGroup = -1;
     public readonly ManualResetEventSlim Signal = new(false, spinCount: 64);
     /// <summary>For async callers: completed with true when the caller must lead, false when done.</summary>
     public TaskCompletionSource<bool>? Async;
@@ -113,6 +115,11 @@ internal sealed class WriteRequest
 /// queued behind it, hands them to <see cref="ILeaderWork"/> (one write system call, one fdatasync in Synced mode),
 /// then releases the followers and hands leadership to the next waiting writer. A lone writer leads itself with no
 /// thread hand-off.
+/// <para>When a commit is slow (an fdatasync), a leader first waits a little for the writers of the previous group that
+/// have not queued again yet (PostgreSQL's commit_delay/commit_siblings, keyed on the previous group): without it, N
+/// concurrent durable writers split into two cohorts that alternate, each fsync covering about N/2 of them, because the
+/// writers released by one commit are not back in the queue before the next leader starts. The wait ends when they are
+/// all back or after half the recent commit time, whichever comes first (bench/NOTES.md, "Durable puts").</para>
 /// <para>Thread-safety: all members are safe to call concurrently.</para>
 /// </summary>
 internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupBytes)
@@ -129,6 +136,17 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
     private readonly Lock _lock = new();
     private readonly Queue<WriteRequest> _queue = new();
     private readonly List<WriteRequest> _group = new(); // owned by the current leader, from taking the queue until it wakes the next
+    // Written under _lock; the leader's wait reads them without it (a stale value only shortens or lengthens one bounded wait).
+    private long _groupNumber;        // groups committed so far
+    private int _lastGroupSize;       // synchronous writers' requests in the last committed group
+    private int _backFromLastGroup;   // of those, how many are queued again
+    private long _commitTicks;        // recent commit duration (moving average, Stopwatch ticks); written by the leader only
+
+    /// <summary>Commits faster than this never wait for writers (a write system call without fsync is cheaper than a hand-off).</summary>
+    private static readonly long SlowCommitTicks = System.Diagnostics.Stopwatch.Frequency / 10_000; // 100 µs
+
+    /// <summary>Upper bound of a leader's wait for writers.</summary>
+    private static readonly long MaxWaitTicks = System.Diagnostics.Stopwatch.Frequency / 500; // 2 ms
 
     /// <summary>Queues <paramref name="request"/> and returns once it is committed; throws what the commit threw.</summary>
     public void Submit(WriteRequest request, bool evenIfRefused = false)
@@ -137,7 +155,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         lock (_lock)
         {
             if (!evenIfRefused && work.RefuseReason is { } refused) throw Rethrowable(refused);
-            _queue.Enqueue(request);
+            EnqueueLocked(request);
             lead = _queue.Count == 1;
         }
         if (lead)
@@ -161,7 +179,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         lock (_lock)
         {
             if (work.RefuseReason is { } refused) throw Rethrowable(refused);
-            _queue.Enqueue(request);
+            EnqueueLocked(request);
             lead = _queue.Count == 1;
         }
         if (!lead && !await request.Async.Task.ConfigureAwait(false))
@@ -235,6 +253,24 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         }
     }
 
+    private void EnqueueLocked(WriteRequest request)
+    {
+        _queue.Enqueue(request);
+        if (request.LastGroup == _groupNumber) _backFromLastGroup++;
+    }
+
+    /// <summary>Before a slow commit: waits (yielding the CPU to them) until every writer of the previous group is queued
+    /// again, or half the recent commit time has passed. Returns true when it waited.</summary>
+    private bool WaitForSiblings()
+    {
+        var commit = Volatile.Read(ref _commitTicks);
+        if (commit < SlowCommitTicks || Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) <= 0) return false;
+        var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + Math.Min(commit / 2, MaxWaitTicks);
+        while (Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) > 0 && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
+            Thread.Yield(); // on a busy machine the missing writers need this CPU to queue up
+        return true;
+    }
+
     /// <param name="self">The request of the writer that leads.</param>
     /// <param name="alone">The queue was empty when <paramref name="self"/> joined it: lead a group of one without taking
     /// the lock again (writers arriving meanwhile form the next group, which the wake-up below starts at once).</param>
@@ -242,6 +278,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
     {
         var group = _group;
         group.Clear();
+        if (WaitForSiblings()) alone = false; // others may have queued behind self meanwhile
         if (alone) group.Add(self);
         else
             lock (_lock)
@@ -257,6 +294,9 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
 
         if (Telemetry.CommitGroupSize.Enabled) Telemetry.CommitGroupSize.Record(group.Count);
         Exception? failure = null;
+        // Reading the clock costs tens of ns on a VM (a tenth of a buffered put): fast commits are timed one in 16 only.
+        var timed = _commitTicks >= SlowCommitTicks || (Volatile.Read(ref _groupNumber) & 15) == 0;
+        var started = timed ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
         try
         {
             work.Commit(group);
@@ -264,6 +304,11 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         catch (Exception e)
         {
             failure = e;
+        }
+        if (timed)
+        {
+            var took = System.Diagnostics.Stopwatch.GetTimestamp() - started;
+            Volatile.Write(ref _commitTicks, _commitTicks + (took - _commitTicks) / 4);
         }
 
         // Wake-ups happen outside the lock, the next leader first: it can start its write and fsync at once, and the
@@ -273,13 +318,22 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         WriteRequest? next = null;
         lock (_lock)
         {
+            var number = ++_groupNumber;
+            var writers = 0;
             foreach (var r in group)
             {
                 _queue.Dequeue();
+                if (r.Kind == WriteRequestKind.Record && r.Async is null)
+                {
+                    r.LastGroup = number; // a synchronous writer's request is reused by its thread: this recognizes it when it is back
+                    writers++;
+                }
                 r.Error = failure;
                 r.Done = true;
                 if (!ReferenceEquals(r, self)) followers[released++] = r;
             }
+            _lastGroupSize = writers;
+            _backFromLastGroup = 0;
             group.Clear(); // before the next leader can start: it reuses the list
             if (_queue.Count > 0)
             {
