@@ -60,14 +60,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
                 recovery.NextSequence, recovery.NextSegmentId, recovery.LastWriteSegmentId);
             _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
             var hints = new HintWriter(fs, directory);
-            _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, hints, logger);
-            var commitForCompaction = _commit;
-            _compactor.MakeWritesDurable = () =>
-            {
-                var sync = new WriteRequest();
-                sync.Reset(WriteRequestKind.Sync);
-                commitForCompaction.Submit(sync);
-            };
+            _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _commit, hints, logger);
             _writer.LeaseTable = _leases;
             _writer.Watchers = _watchers;
             _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
@@ -370,8 +363,10 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
     /// start loading it on the caller's thread, so the miss overlaps with encoding and queueing instead of following them.</summary>
     private void PrefetchNewest(ReadOnlySpan<byte> key)
     {
-        if (_keyDir.TryGet(key, out var location, out _)) _segments.Find(location.SegmentId)?.PrefetchRecord(location.Offset, (int)location.Length);
+        if (_keyDir.TryGet(key, out var location, out _)) PrefetchRecord(location);
     }
+
+    private void PrefetchRecord(KeyLocation location) => _segments.Find(location.SegmentId)?.PrefetchRecord(location.Offset, (int)location.Length);
 
     /// <summary>Validates and encodes one put (with its create-revision slot, and its lease) into a reset request.</summary>
     private void EncodePut(WriteRequest request, ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expiresAt, long leaseId)
@@ -393,7 +388,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         Leases.ThrowIfReserved(key, nameof(key));
         // Nothing to remove: no tombstone needed (no older value of this key is indexed).
         if (!_keyDir.TryGet(key, out var newest, out _)) return false;
-        _segments.Find(newest.SegmentId)?.PrefetchRecord(newest.Offset, (int)newest.Length); // the leader reads it (see PrefetchNewest)
+        PrefetchRecord(newest); // the leader reads it (see PrefetchNewest)
         var request = t_request ??= new WriteRequest();
         request.Reset(WriteRequestKind.Record);
         var span = request.Reserve(RecordCodec.HeaderSize + key.Length + RecordCodec.TrailerFieldSize);

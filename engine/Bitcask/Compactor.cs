@@ -16,7 +16,7 @@ namespace Bitcask;
 /// they release it.</para>
 /// </summary>
 internal sealed class Compactor(IStorageFileSystem fs, string directory, BitcaskOptions options, KeyDir keyDir, SegmentSet segments,
-    SegmentWriter writer, HintWriter hints, ILogger logger)
+    SegmentWriter writer, GroupCommit commit, HintWriter hints, ILogger logger)
 {
     /// <summary>Test seam: called with the name of each step as it is reached ("written", "renamed", "switched", "deleted").</summary>
     internal Action<string>? StepHook { get; set; }
@@ -25,7 +25,12 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
     /// point: the run dropped each record the keydir showed superseded or deleted, and in Buffered mode (or Flushed, on a
     /// power loss) the write that superseded it may still be only in memory; were the inputs replaced first, a crash would
     /// lose both the new write and the old record, and the key would vanish or an older value come back (bug 14).</summary>
-    internal Action? MakeWritesDurable { get; set; }
+    private void MakeWritesDurable()
+    {
+        var sync = new WriteRequest();
+        sync.Reset(WriteRequestKind.Sync);
+        commit.Submit(sync);
+    }
 
     public CompactionResult Run(IReadOnlyList<Segment> candidates, CancellationToken ct)
     {
@@ -115,7 +120,7 @@ internal sealed class Compactor(IStorageFileSystem fs, string directory, Bitcask
             var firstId = writer.AllocateSegmentIds(outputs.Count);
             for (var k = 0; k < outputs.Count; k++) outputs[k].Finish(firstId + (uint)k, firstId, (ushort)outputs.Count);
             StepHook?.Invoke("written");
-            MakeWritesDurable?.Invoke(); // every write that made a record of the run dead is durable before the inputs are replaced
+            MakeWritesDurable(); // every write that made a record of the run dead is durable before the inputs are replaced
 
             foreach (var o in outputs)
             {

@@ -41,6 +41,16 @@ internal sealed class CommandContext(ServerState server, Connection? client, Key
         return false;
     }
 
+    /// <summary><paramref name="current"/> + <paramref name="delta"/> for INCRBY and HINCRBY; false, after replying Redis's
+    /// overflow error, when the sum does not fit 64 bits.</summary>
+    public bool TryAdd(long current, long delta, out long next)
+    {
+        next = unchecked(current + delta);
+        if (((current ^ next) & (delta ^ next)) >= 0) return true;
+        Reply.Error(Errors.Overflow);
+        return false;
+    }
+
     public static bool TryParseLong(ReadOnlySpan<byte> text, out long value)
     {
         value = 0;

@@ -163,16 +163,7 @@ internal static class HashCommands
             c.Reply.Error(Errors.HashNotInteger);
             return;
         }
-        long next;
-        try
-        {
-            next = checked(current + delta);
-        }
-        catch (OverflowException)
-        {
-            c.Reply.Error(Errors.Overflow);
-            return;
-        }
+        if (!c.TryAdd(current, delta, out var next)) return;
         Span<byte> digits = stackalloc byte[24];
         Utf8Formatter.TryFormat(next, digits, out var n);
         if (at >= 0) fields[at] = new(fields[at].Key, digits[..n].ToArray());

@@ -242,16 +242,7 @@ internal static class StringCommands
             c.Reply.Error(Errors.NotInteger);
             return;
         }
-        long next;
-        try
-        {
-            next = checked(current + delta);
-        }
-        catch (OverflowException)
-        {
-            c.Reply.Error(Errors.Overflow);
-            return;
-        }
+        if (!c.TryAdd(current, delta, out var next)) return;
         Span<byte> digits = stackalloc byte[24];
         Utf8Formatter.TryFormat(next, digits, out var n);
         c.Db.Put(c.Arg(1), digits[..n].ToArray(), lookup == Lookup.Found ? entry.ExpiresAtMs : 0);
