@@ -43,6 +43,10 @@ internal sealed partial class Connection
         Authenticated = server.Options.Password is null;
         LastActivity = Environment.TickCount64;
         Created = Environment.TickCount64;
+        var storeOptions = server.Store.Options;
+        _maxKeyBytes = storeOptions.MaxKeyBytes;
+        _maxValueBytes = storeOptions.MaxValueBytes;
+        _writable = !storeOptions.ReadOnly;
     }
 
     public long Id { get; }
@@ -109,7 +113,7 @@ internal sealed partial class Connection
             var protocolError = false;
             while (!_aborted && !_quit)
             {
-                var status = RequestParser.TryParse(buffer, _server.MaxBulkBytes, Authenticated, out var consumed, out var args, out var error);
+                var status = RequestParser.TryParse(buffer, _server.MaxBulkBytes, Authenticated, _args, out var consumed, out var error);
                 if (status == ParseStatus.Incomplete)
                 {
                     if (buffer.Length > _server.MaxQueryBufferBytes)
@@ -129,9 +133,15 @@ internal sealed partial class Connection
                     break;
                 }
                 buffer = buffer.Slice(consumed);
-                if (args.Length == 0) continue;
+                if (_args.Count == 0) continue;
                 LastActivity = Environment.TickCount64;
-                await ExecuteAsync(args).ConfigureAwait(false);
+                // The hot commands run synchronously from the parsed spans; the rest through the general path. Either
+                // way the replies of everything parsed from this read go out together below (one send per batch).
+                if (!TryRunFast(lastInBuffer: buffer.IsEmpty))
+                {
+                    CommitBlindWrites(); // the pipelined SETs before it come first
+                    await ExecuteAsync(_args.ToArrays()).ConfigureAwait(false);
+                }
                 if (PendingOutput > options.MaxOutputBufferBytes) await WaitForDrain().ConfigureAwait(false);
             }
             input.AdvanceTo(buffer.Start, buffer.End);
@@ -409,6 +419,7 @@ internal sealed partial class Connection
     /// closes the connection, so its already-written OK is never sent.</summary>
     private async ValueTask DrainPendingCommits()
     {
+        CommitBlindWrites();
         if (_pendingCommits.Count == 0) return;
         try
         {
