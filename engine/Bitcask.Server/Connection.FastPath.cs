@@ -143,6 +143,31 @@ internal sealed partial class Connection
         return true;
     }
 
+    /// <summary>Runs every request in <paramref name="requests"/> as the read loop does, without a socket, and returns the
+    /// reply bytes written (then dropped). <paramref name="general"/> sends each through the general path instead of the
+    /// hot one. For the micro-benchmark and tests: only commands that complete without waiting.</summary>
+    internal int RunWithoutSocket(ReadOnlySequence<byte> requests, bool general)
+    {
+        _reply.Clear();
+        while (RequestParser.TryParse(requests, _server.MaxBulkBytes, Authenticated, _args, out var consumed, out var error) == ParseStatus.Complete)
+        {
+            requests = requests.Slice(consumed);
+            if (_args.Count == 0) continue;
+            if (!general && TryRunFast(requests.IsEmpty)) continue;
+            CommitBlindWrites();
+            var run = ExecuteAsync(_args.ToArrays());
+            if (!run.IsCompleted) throw new InvalidOperationException("The command waited: RunWithoutSocket runs only commands that complete at once.");
+            run.GetAwaiter().GetResult();
+            _ = error;
+        }
+        CommitBlindWrites();
+        foreach (var commit in _pendingCommits) commit.GetAwaiter().GetResult();
+        _pendingCommits.Clear();
+        var written = _reply.Length;
+        _reply.Clear();
+        return written;
+    }
+
     private void Counted(string command)
     {
         _server.Stats.Commands++;

@@ -66,6 +66,9 @@ internal sealed partial class Connection
     public bool Subscribed => SubscriptionCount > 0;
     public long PendingOutput => Interlocked.Read(ref _written) - Interlocked.Read(ref _sent) + _reply.Length;
 
+    /// <summary>The keys of the SCAN iteration this client is in the middle of (KeyCommands.Scan).</summary>
+    internal ScanSnapshot? ScanSnapshot { get; set; }
+
     // transaction state
     public bool InMulti { get; set; }
     public bool MultiError { get; set; }
