@@ -80,9 +80,8 @@ internal static class RequestParser
                 reader.TryCopyTo(args.Reserve((int)length));
                 args.Commit((int)length);
             }
-            reader.Advance(length);
-            if (!reader.IsNext("\r\n"u8, advancePast: true))
-                return Fail("ERR Protocol error: invalid bulk length", out error);
+            // The two bytes after a bulk are skipped unchecked, as Redis does (networking.c: qb_pos += bulklen + 2).
+            reader.Advance(length + 2);
         }
         return ParseStatus.Complete;
     }
@@ -110,24 +109,25 @@ internal static class RequestParser
         return ParseStatus.Error;
     }
 
-    /// <summary>A line ending in \r\n (Redis looks for the \r); the line without it.</summary>
+    /// <summary>A line ending at its first \r, which must be followed by one more byte (Redis looks for the \r and skips
+    /// two bytes, whatever the second is); the line without them.</summary>
     private static bool TryReadLine(ref SequenceReader<byte> reader, out ReadOnlySpan<byte> line)
     {
         line = default;
         if (!reader.TryReadTo(out ReadOnlySequence<byte> sequence, (byte)'\r', advancePastDelimiter: true)) return false;
         if (sequence.Length > InlineMaxBytes) { line = sequence.Slice(0, InlineMaxBytes).ToArray(); return true; }
-        if (!reader.TryPeek(out var next))
+        if (!reader.TryPeek(out _))
         {
             reader.Rewind(sequence.Length + 1);
             return false;
         }
-        if (next == (byte)'\n') reader.Advance(1);
+        reader.Advance(1); // the byte after the \r is skipped whatever it is, as Redis does (qb_pos = newline + 2)
         line = sequence.IsSingleSegment ? sequence.FirstSpan : sequence.ToArray();
         return true;
     }
 
-    private static bool TryParseLong(ReadOnlySpan<byte> text, out long value) =>
-        Utf8Parser.TryParse(text, out value, out var used) && used == text.Length && text.Length > 0;
+    /// <summary>Redis's string2ll, which reads the count and length lines: no sign but '-', no leading zero, no "-0".</summary>
+    private static bool TryParseLong(ReadOnlySpan<byte> text, out long value) => Commands.CommandContext.TryParseLong(text, out value);
 
     /// <summary>Redis's sdssplitargs: words split by spaces, "double quotes" with \n \r \t \b \a \\ \" \xHH escapes,
     /// 'single quotes' with \' only; a closing quote must be followed by a space or the end. Null when unbalanced.</summary>
