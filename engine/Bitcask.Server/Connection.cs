@@ -30,6 +30,7 @@ internal sealed partial class Connection
     private TaskCompletionSource? _drained;
     private readonly List<Task<bool>> _pendingCommits = [];
     private volatile bool _stopping, _aborted, _quit;
+    private readonly CancellationTokenSource _closing = new();
 
     public Connection(Socket socket, ServerState server, long id)
     {
@@ -79,6 +80,7 @@ internal sealed partial class Connection
     public async Task RunAsync()
     {
         var sender = Task.Run(SendLoop);
+        Interlocked.Increment(ref s_open);
         try
         {
             _input = PipeReader.Create(new NetworkStream(_socket, ownsSocket: false),
@@ -96,6 +98,7 @@ internal sealed partial class Connection
         }
         finally
         {
+            Interlocked.Decrement(ref s_open);
             _server.PubSub.UnsubscribeAll(this);
             lock (_outputLock) _output.Writer.Complete();
             if (!_aborted) await Task.WhenAny(sender, Task.Delay(TimeSpan.FromSeconds(5))).ConfigureAwait(false);
@@ -106,11 +109,22 @@ internal sealed partial class Connection
         }
     }
 
+    /// <summary>Connections open in this process (every server).</summary>
+    private static int s_open;
+
+    /// <summary>Past this many open connections, one with no partial request waits for its next bytes without holding a
+    /// read buffer (a zero-byte receive, then the read): 10,000 idle clients cost about 12 KiB each instead of 60 KiB.
+    /// Below it the read is issued at once, which saves a system call per request.</summary>
+    private const int ManyConnections = 256;
+
     private async Task ReadLoop(PipeReader input)
     {
         var options = _server.Options;
+        var drained = true; // nothing unparsed is left in the reader
         while (true)
         {
+            if (drained && Volatile.Read(ref s_open) > ManyConnections)
+                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None, _closing.Token).ConfigureAwait(false);
             var read = await input.ReadAsync().ConfigureAwait(false);
             var buffer = read.Buffer;
             var protocolError = false;
@@ -147,6 +161,7 @@ internal sealed partial class Connection
                 }
                 if (PendingOutput > options.MaxOutputBufferBytes) await WaitForDrain().ConfigureAwait(false);
             }
+            drained = buffer.IsEmpty;
             input.AdvanceTo(buffer.Start, buffer.End);
             await DrainPendingCommits().ConfigureAwait(false);
             FlushReplies();
@@ -282,6 +297,7 @@ internal sealed partial class Connection
     {
         _aborted = true;
         _stopping = true;
+        Cancel();
         try { _socket.Dispose(); } catch (ObjectDisposedException) { }
         _input?.CancelPendingRead();
     }
@@ -290,7 +306,14 @@ internal sealed partial class Connection
     public void RequestStop()
     {
         _stopping = true;
+        Cancel();
         try { _input?.CancelPendingRead(); } catch (InvalidOperationException) { }
+    }
+
+    /// <summary>Ends a wait for the next request (<see cref="ReadLoop"/>'s zero-byte receive).</summary>
+    private void Cancel()
+    {
+        try { _closing.Cancel(); } catch (ObjectDisposedException) { }
     }
 
     /// <summary>QUIT: close after the replies so far are sent.</summary>
