@@ -6,8 +6,9 @@ namespace Bitcask.Server.Tests;
 
 /// <summary>
 /// RELIABILITY.md §6 item 30, the many-clients variants: 10,000 idle connections hold little memory (no read buffer
-/// each), do not stop other clients being served, and each stays usable; a slowloris client (a request a byte at a time) is cut by the idle timeout, and one trickling
-/// a huge request by the query-buffer limit, while the others are served. Behaviour is asserted, never a time.
+/// each), do not stop other clients being served, and each stays usable; a slowloris client (a request a byte at a
+/// time) is cut by the idle timeout, and one trickling a huge request by the query-buffer limit, while the others are
+/// served. Behaviour is asserted, never a time.
 /// </summary>
 public class ConnectionLimitTests(ITestOutputHelper output)
 {
