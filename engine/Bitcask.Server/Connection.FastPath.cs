@@ -144,9 +144,9 @@ internal sealed partial class Connection
     }
 
     /// <summary>Runs every request in <paramref name="requests"/> as the read loop does, without a socket, and returns the
-    /// reply bytes written (then dropped). <paramref name="general"/> sends each through the general path instead of the
+    /// reply bytes written (copied to <paramref name="replies"/> if given). <paramref name="general"/> sends each through the general path instead of the
     /// hot one. For the micro-benchmark and tests: only commands that complete without waiting.</summary>
-    internal int RunWithoutSocket(ReadOnlySequence<byte> requests, bool general)
+    internal int RunWithoutSocket(ReadOnlySequence<byte> requests, bool general, IBufferWriter<byte>? replies = null)
     {
         _reply.Clear();
         while (RequestParser.TryParse(requests, _server.MaxBulkBytes, Authenticated, _args, out var consumed, out var error) == ParseStatus.Complete)
@@ -164,6 +164,7 @@ internal sealed partial class Connection
         foreach (var commit in _pendingCommits) commit.GetAwaiter().GetResult();
         _pendingCommits.Clear();
         var written = _reply.Length;
+        replies?.Write(_reply.Written.Span);
         _reply.Clear();
         return written;
     }
