@@ -12,7 +12,7 @@ namespace Bitcask.Server.Tests;
 /// </summary>
 public class ConnectionLimitTests(ITestOutputHelper output)
 {
-    [Fact]
+    [NeedsOpenFilesFact(10_500)]
     public void Ten_thousand_idle_connections_hold_little_memory_and_do_not_stop_other_clients_being_served()
     {
         const int idle = 10_000;
