@@ -25,7 +25,7 @@ internal sealed partial class Connection
     private const int FastValueBytes = 64 * 1024;
 
     private readonly RequestArgs _args = new();
-    private readonly ArrayBufferWriter<byte> _value = new(256);
+    private ArrayBufferWriter<byte> _value = new(256);
     private WriteBatch? _blind;
     private readonly int _maxKeyBytes, _maxValueBytes;
     private readonly bool _writable;
@@ -71,7 +71,14 @@ internal sealed partial class Connection
         {
             _reply.Error(ServerState.ErrorText(e));
         }
+        ReleaseBigValueBuffer();
         return true;
+    }
+
+    /// <summary>A buffer grown for a big value is not kept by an idle connection.</summary>
+    private void ReleaseBigValueBuffer()
+    {
+        if (_value.Capacity > FastValueBytes) _value = new ArrayBufferWriter<byte>(256);
     }
 
     private bool FastSet(bool lastInBuffer)
@@ -123,9 +130,10 @@ internal sealed partial class Connection
             return false; // the general path replies the error
         }
         long current = 0;
-        if (found && (info.ExpiresAt is not null || StoredValue.TypeOf(_value.WrittenSpan) != ValueType.String
-                      || !CommandContext.TryParseLong(StoredValue.StringOf(_value.WrittenSpan), out current)))
-            return false; // keeps a TTL, or an error reply: the general path
+        var plain = !found || (info.ExpiresAt is null && StoredValue.TypeOf(_value.WrittenSpan) == ValueType.String
+                               && CommandContext.TryParseLong(StoredValue.StringOf(_value.WrittenSpan), out current));
+        ReleaseBigValueBuffer();
+        if (!plain) return false; // keeps a TTL, or an error reply: the general path
         var next = unchecked(current + 1);
         if (next < current) return false; // overflow: the general path replies the error
         Span<byte> digits = stackalloc byte[24];
