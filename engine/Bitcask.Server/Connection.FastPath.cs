@@ -35,7 +35,7 @@ internal sealed partial class Connection
     /// waiting, so a lone SET is written at once as a plain record instead of starting a batch.</summary>
     internal bool TryRunFast(bool lastInBuffer)
     {
-        if (!Authenticated || InMulti || SubscriptionCount > 0) return false;
+        if (!Authenticated || InMulti || SubscriptionCount > 0 || !_server.HotPathAllowed) return false;
         var name = _args[0];
         switch (name.Length)
         {

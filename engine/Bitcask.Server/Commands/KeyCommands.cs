@@ -170,7 +170,7 @@ internal static class KeyCommands
     {
         if (!TryCursor(c, 1, out var cursor)) return;
         if (!TryScanOptions(c, 2, allowType: true, out var pattern, out var count, out var type)) return;
-        var snapshot = c.Client?.ScanSnapshot is { } kept && kept.Next == cursor && cursor != 0 ? kept : ScanSnapshot.Read(c.Db.Store, cursor);
+        var snapshot = c.Client?.ScanSnapshot is { } kept && kept.Next == cursor && cursor != 0 ? kept : ScanSnapshot.Read(c.Db.Store.Keys(), cursor);
         var keys = snapshot.Keys;
         var i = snapshot.IndexOf(cursor);
         var result = new List<byte[]>();
@@ -258,10 +258,11 @@ internal sealed class ScanSnapshot((long Hash, byte[] Key)[] keys)
     /// <summary>The cursor the last call returned: the call continuing from it resumes here.</summary>
     public long Next { get; set; }
 
-    public static ScanSnapshot Read(BitcaskStore store, long cursor)
+    /// <summary>The keys of <paramref name="all"/> whose hash is at least <paramref name="cursor"/>, sorted by hash.</summary>
+    public static ScanSnapshot Read(IEnumerable<byte[]> all, long cursor)
     {
         var keys = new List<(long Hash, byte[] Key)>();
-        foreach (var key in store.Keys())
+        foreach (var key in all)
         {
             var hash = KeyCommands.HashOf(key);
             if (hash >= cursor) keys.Add((hash, key));
