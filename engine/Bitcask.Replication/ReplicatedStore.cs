@@ -299,9 +299,9 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
                     return;
                 }
-                catch (QuorumUnreachableException)
+                catch (Exception e) when (e is QuorumUnreachableException or DotNext.Net.Cluster.MemberUnavailableException)
                 {
-                    // no leader known yet (an election, or this node just started): wait for one
+                    // no leader known yet (an election, or this node just started), or it cannot be reached: wait for one
                     await Task.Delay(25, cts.Token).ConfigureAwait(false);
                 }
             }

@@ -121,6 +121,11 @@ internal sealed class ServerState
         {
             throw new ReplyErrorException(line, e);
         }
+        catch (Exception e) when (e is not (ArgumentException or IOException))
+        {
+            // Anything else from the Raft layer: the entry may have been appended, so the client must not assume either way.
+            throw new ReplyErrorException($"TRYAGAIN outcome unknown: {e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     /// <summary>Waits until this node applied every write committed before the call (linearizable reads).</summary>
@@ -133,6 +138,10 @@ internal sealed class ServerState
         catch (Exception e) when (ClusterError(e) is { } line)
         {
             throw new ReplyErrorException(line, e);
+        }
+        catch (Exception e)
+        {
+            throw new ReplyErrorException($"CLUSTERDOWN read barrier failed: {e.GetType().Name}: {e.Message}", e);
         }
     }
 
