@@ -50,6 +50,16 @@ internal sealed class ServerState
     /// <summary>The replicated node this server fronts; null for a standalone store.</summary>
     public ReplicatedStore? Node { get; }
 
+    /// <summary>The number of clients' keys: the store's count, less the replication layer's own keys on a cluster node.</summary>
+    public long KeyCount
+    {
+        get
+        {
+            var store = Store;
+            return Node is null ? store.Count : store.Count - store.Keys("\0raft:"u8.ToArray()).Count();
+        }
+    }
+
     /// <summary>What the server knows of the other members (their RESP addresses); null when standalone.</summary>
     public ClusterView? Cluster { get; }
 

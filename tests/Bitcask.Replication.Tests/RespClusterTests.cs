@@ -128,6 +128,10 @@ public sealed class RespClusterTests
         Assert.Equal(0L, conn.Ok("SETNX", "once", "2"));
         Assert.Equal("yes", c.Raft.Node(c.Raft.Leader()).GetStaleString("fwd")); // committed through the leader
         Assert.Equal("yes", conn.Ok("GET", "fwd")); // read-your-writes on the follower
+        // The replication layer's own keys ("\0raft:applied") are not the clients'.
+        Assert.Equal(2L, conn.Ok("DBSIZE"));
+        Assert.Equal(["fwd", "once"], ((List<object?>)conn.Ok("KEYS", "*")!).Cast<string>().Order());
+        Assert.IsType<RespConnection.RespError>(conn.Call("GET", "\0raft:applied"));
     }
 
     [Fact]
