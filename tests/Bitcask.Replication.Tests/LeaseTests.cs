@@ -45,9 +45,9 @@ public sealed class LeaseTests
     {
         await using var c = await Cluster.StartAsync();
         var node = c.Node(c.Follower());
-        var lease = await node.GrantLeaseAsync(TimeSpan.FromMilliseconds(1500));
+        var lease = await node.GrantLeaseAsync(TimeSpan.FromMilliseconds(3000));
         Assert.True(await node.WriteAsync(new ReplicatedBatch().Put(B("session"), B("on"), lease)));
-        for (var i = 0; i < 8; i++) // 4 s of keep-alives, more than twice the time to live
+        for (var i = 0; i < 14; i++) // 7 s of keep-alives, more than twice the time to live
         {
             await Task.Delay(500);
             Assert.True(await node.KeepAliveAsync(lease));
