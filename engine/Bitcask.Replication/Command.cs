@@ -209,7 +209,7 @@ internal static class Command
         batch.Put(AppliedKey, applied);
         try
         {
-            // Flushed, never an fsync per entry: the Raft log (fsynced when the entry committed) is the durable record.
+            // Flushed, never an fsync per entry: the Raft log (DotNext flushes it right after each commit) is the durable record.
             // A store that loses its unsynced tail in a power loss replays it from the log, or restores the snapshot
             // when the log was truncated past it (StoreStateMachine's constructor).
             store.TryWrite(batch, Durability.Flushed);
