@@ -18,6 +18,16 @@ namespace Bitcask.Replication;
 public sealed class ReplicatedStore : IAsyncDisposable
 {
     private const string ForwardMetadataKey = "bitcask.forward";
+
+    /// <summary>The member metadata key under which a node publishes the address its clients use (the RESP server's
+    /// "ip:port"); give it in <see cref="ReplicationOptions.Metadata"/>.</summary>
+    public const string ClientAddressMetadataKey = "bitcask.resp";
+
+    /// <summary>The file in <see cref="ReplicationOptions.LogDirectory"/> that records the cluster id.</summary>
+    internal const string ClusterIdFile = "cluster-id";
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _expiryLoop;
+    private long _lastStamp;
     private readonly ReplicationOptions _options;
     private readonly StoreStateMachine _machine;
     private readonly WriteAheadLog _wal;
@@ -27,6 +37,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
     private int _disposed;
+    private readonly IReadOnlyDictionary<string, string> _localMetadata = new Dictionary<string, string>();
 
     private ReplicatedStore(ReplicationOptions options, ILoggerFactory loggers)
     {
@@ -34,6 +45,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _loggers = loggers;
         _log = loggers.CreateLogger<ReplicatedStore>();
         Directory.CreateDirectory(options.LogDirectory);
+        CheckClusterId(options);
         _machine = new StoreStateMachine(options.StoreDirectory, Path.Combine(options.LogDirectory, "snapshots"),
             options.StoreOptions, options.SnapshotInterval, options.SnapshotIntervalBytes, _log);
         try
@@ -44,8 +56,9 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 ChunkSize = options.LogChunkSize,
             }, _machine);
             _forwardServer = new ForwardServer(options.ForwardEndPoint ?? new IPEndPoint(options.NodeEndPoint.Address, 0), HandleForwardedAsync, _log);
-            var config = new RaftCluster.TcpConfiguration(options.NodeEndPoint)
+            var config = new RaftCluster.TcpConfiguration(options.ListenEndPoint ?? options.NodeEndPoint)
             {
+                PublicEndPoint = options.NodeEndPoint,
                 LowerElectionTimeout = options.LowerElectionTimeout,
                 UpperElectionTimeout = options.UpperElectionTimeout,
                 // Static membership: every node starts knowing the whole configuration; a cold start would make each
@@ -55,7 +68,11 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 IsLeaderLeaseEnabled = options.LeaderLease,
                 LoggerFactory = loggers,
             };
+            if (options.Metadata is not null)
+                foreach (var (key, value) in options.Metadata)
+                    config.Metadata[key] = value;
             config.Metadata[ForwardMetadataKey] = _forwardServer.EndPoint.ToString();
+            _localMetadata = new Dictionary<string, string>(config.Metadata);
             if (options.Members.Count > 0)
             {
                 var storage = config.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
@@ -73,6 +90,32 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
+    private static void CheckClusterId(ReplicationOptions options)
+    {
+        if (options.ClusterId is not { } id) return;
+        var file = Path.Combine(options.LogDirectory, ClusterIdFile);
+        if (File.Exists(file))
+        {
+            var recorded = File.ReadAllText(file).Trim();
+            if (recorded != id) throw new ClusterIdMismatchException(recorded, id, Path.GetFullPath(options.LogDirectory));
+            return;
+        }
+        var tmp = file + ".tmp";
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            fs.Write(Encoding.UTF8.GetBytes(id + "\n"));
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, file, overwrite: true);
+    }
+
+    /// <summary>The node's store as it is now (for the RESP server, after a read barrier). Replaced by a snapshot
+    /// install: never keep it across commands, never write to it.</summary>
+    internal BitcaskStore LocalStore => _machine.Read(s => s);
+
+    /// <summary>The log's clock (the newest leader stamp applied), by which the store judges expiry.</summary>
+    internal DateTimeOffset LogTime => DateTimeOffset.FromUnixTimeMilliseconds(_machine.ClockMs);
+
     /// <summary>Test hook into the state machine (slow or stuck applier).</summary>
     internal StoreStateMachine Machine => _machine;
 
@@ -87,6 +130,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         try
         {
             await node._cluster.StartAsync(token).ConfigureAwait(false);
+            node._expiryLoop = Task.Run(node.ExpiryLoop, CancellationToken.None);
         }
         catch
         {
@@ -204,6 +248,37 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
+    // ---- leases ----
+
+    /// <summary>Grants a lease (etcd semantics, replicated): keys put with it (<see cref="ReplicatedBatch.Put(ReadOnlySpan{byte}, ReadOnlySpan{byte}, long)"/>)
+    /// are deleted, on every node at the same log position, when it is revoked or when the leader sees it not kept
+    /// alive (<see cref="KeepAliveAsync"/>) within <paramref name="timeToLive"/>. A newly elected leader first gives
+    /// every lease a full time to live from its election. Returns the lease id (the grant's log index).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The time to live is under 1 ms.</exception>
+    public async Task<long> GrantLeaseAsync(TimeSpan timeToLive, CancellationToken token = default)
+    {
+        var ms = (long)Math.Ceiling(timeToLive.TotalMilliseconds);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(timeToLive));
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseGrant, ms), token).ConfigureAwait(false)).Value;
+    }
+
+    /// <summary>Renews the lease to a full time to live from now (a log entry). False when it is gone.</summary>
+    public async Task<bool> KeepAliveAsync(long leaseId, CancellationToken token = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseKeepAlive, leaseId), token).ConfigureAwait(false)).Value == 1;
+    }
+
+    /// <summary>Revokes the lease: it and every key attached to it are deleted in one log entry. False when it was gone.</summary>
+    public async Task<bool> RevokeLeaseAsync(long leaseId, CancellationToken token = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseRevoke, leaseId), token).ConfigureAwait(false)).Value == 1;
+    }
+
+    /// <summary>Whether the lease is live in this node's store as it is.</summary>
+    public bool LeaseExists(long leaseId) => _machine.Read(s => Command.ReadLease(s, leaseId) is not null);
+
     // ---- reads ----
 
     /// <summary>Linearizable read: sees every write that completed (anywhere) before the call.</summary>
@@ -255,9 +330,9 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
                     return;
                 }
-                catch (QuorumUnreachableException)
+                catch (Exception e) when (e is QuorumUnreachableException or DotNext.Net.Cluster.MemberUnavailableException)
                 {
-                    // no leader known yet (an election, or this node just started): wait for one
+                    // no leader known yet (an election, or this node just started), or it cannot be reached: wait for one
                     await Task.Delay(25, cts.Token).ConfigureAwait(false);
                 }
             }
@@ -265,6 +340,107 @@ public sealed class ReplicatedStore : IAsyncDisposable
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {
             throw new TimeoutException($"Read barrier not reached within {_options.OperationTimeout} (no reachable leader or majority).");
+        }
+    }
+
+    /// <summary>A hash of this node's user keyspace (every key not reserved by the engine or this layer, with its
+    /// value and expiry, in key order) at <see cref="ReplicationStatus.AppliedIndex"/>: nodes at the same applied index
+    /// have the same digest. Blocks applies while it reads (it reads every key).</summary>
+    public (long AppliedIndex, string Digest) ComputeDigest() => _machine.ReadExclusive(store =>
+    {
+        var keys = store.Keys().Where(k => !k.AsSpan().StartsWith(Command.ReservedPrefix)).ToList();
+        keys.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
+        var hash = new System.IO.Hashing.XxHash128();
+        Span<byte> number = stackalloc byte[8];
+        foreach (var key in keys)
+        {
+            if (store.GetInfo(key) is not { } info || store.Get(key) is not { } value) continue;
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, key.Length);
+            hash.Append(number);
+            hash.Append(key);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, value.Length);
+            hash.Append(number);
+            hash.Append(value);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, info.ExpiresAt?.ToUnixTimeMilliseconds() ?? 0);
+            hash.Append(number);
+        }
+        return (_machine.AppliedIndex, Convert.ToHexStringLower(hash.GetCurrentHash()));
+    });
+
+    /// <summary>The Raft member metadata a member publishes (its <see cref="ClientAddressMetadataKey"/>, ...); null when
+    /// <paramref name="member"/> is not a member or cannot be reached. <paramref name="refresh"/> asks the member again
+    /// instead of using the copy DotNext keeps (a restarted member may publish new addresses).</summary>
+    public async Task<IReadOnlyDictionary<string, string>?> GetMemberMetadataAsync(EndPoint member, bool refresh = false, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        var found = _cluster.Members.FirstOrDefault(m => member.Equals(m.EndPoint));
+        if (found is null) return null;
+        if (!found.IsRemote) return _localMetadata;
+        using var cts = Deadline(token);
+        try { return await found.GetMetadataAsync(refresh, cts.Token).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            _log.LogDebug(e, "Metadata of {Member}", member);
+            return null;
+        }
+    }
+
+    // ---- expiry ----
+
+    /// <summary>On the leader: every 250 ms, proposes the revokes of the leases not kept alive in time and the deletes
+    /// of the keys its clock says expired (one entry of up to <see cref="Command.MaxExpireKeys"/> keys at a time).
+    /// Followers never expire anything themselves. A lease's deadline is its time to live after its newest renewal or
+    /// after this node became leader, whichever is later: a new leader never expires a lease a client may have kept
+    /// alive through the old one, before a full time to live under its own leadership.</summary>
+    private async Task ExpiryLoop()
+    {
+        var token = _stopping.Token;
+        long leaderSince = 0;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(250, token).ConfigureAwait(false);
+                if (!IsLeader)
+                {
+                    leaderSince = 0;
+                    continue;
+                }
+                if (leaderSince == 0) leaderSince = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var wall = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var since = leaderSince;
+                var due = !_machine.LeasesMayExist ? [] : _machine.Read(s =>
+                {
+                    var list = new List<(long Id, long Renewed)>();
+                    var prefix = Command.LeasePrefix.ToArray();
+                    foreach (var key in s.Keys(prefix))
+                    {
+                        if (key.Length != prefix.Length + 8) continue;
+                        var id = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(key.AsSpan(prefix.Length));
+                        if (Command.ReadLease(s, id) is { } lease && Math.Max(lease.RenewedMs, since) + lease.TtlMs <= wall)
+                            list.Add((id, lease.RenewedMs));
+                    }
+                    return list;
+                });
+                foreach (var (id, renewed) in due)
+                    if (IsLeader) await ProposeAsync(Command.EncodeLease(Command.KindLeaseRevoke, id, renewed), token).ConfigureAwait(false);
+                while (IsLeader && !token.IsCancellationRequested)
+                {
+                    var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    var keys = _machine.Read(s => s.CollectExpiredKeys(now, Command.MaxExpireKeys));
+                    keys.RemoveAll(k => k.AsSpan().StartsWith(Command.ReservedPrefix) || k.AsSpan().StartsWith("\0bitcask:"u8));
+                    if (keys.Count == 0) break;
+                    await ProposeAsync(Command.EncodeExpire(keys), token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _log.LogDebug(e, "Proposing expiry deletes failed; retrying");
+            }
         }
     }
 
@@ -328,10 +504,12 @@ public sealed class ReplicatedStore : IAsyncDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         using var cts = Deadline(token);
         string? lastReason = null;
+        var inFlight = false; // an attempt may have reached a leader's log: a timeout then cannot say "not applied"
         try
         {
             while (true)
             {
+                inFlight = true;
                 var reply = IsLeader
                     ? await ReplicateLocalAsync(payload, cts.Token).ConfigureAwait(false)
                     : await ForwardAsync(payload, cts.Token).ConfigureAwait(false);
@@ -348,11 +526,16 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     case ForwardStatus.Unknown:
                         throw new ReplicationOutcomeUnknownException(reply.Message ?? "outcome unknown");
                     default:
+                        inFlight = false; // not the leader: nothing was appended
                         lastReason = reply.Message;
                         await Task.Delay(25, cts.Token).ConfigureAwait(false);
                         break;
                 }
             }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested && inFlight)
+        {
+            throw new ReplicationOutcomeUnknownException($"no answer within {_options.OperationTimeout} after the write reached a leader (it may still commit).");
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {
@@ -366,7 +549,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         try
         {
             if (!IsLeader) return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
-            await _cluster.ReplicateAsync(payload, proposal, token).ConfigureAwait(false);
+            await _cluster.ReplicateAsync(Command.Stamp(payload, NextStamp()), proposal, token).ConfigureAwait(false);
         }
         catch (NotLeaderException e) when (e.InnerException is null && !proposal.Task.IsCompleted)
         {
@@ -383,6 +566,19 @@ public sealed class ReplicatedStore : IAsyncDisposable
         return ToReply(proposal.Task.Result);
     }
 
+    /// <summary>The leader's clock for a new entry: wall time, never below a stamp this node gave before nor below the
+    /// log's clock (a new leader whose clock is behind never moves the log's time backwards).</summary>
+    private long NextStamp()
+    {
+        var now = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), _machine.ClockMs);
+        while (true)
+        {
+            var last = Volatile.Read(ref _lastStamp);
+            var next = Math.Max(now, last);
+            if (Interlocked.CompareExchange(ref _lastStamp, next, last) == last) return next;
+        }
+    }
+
     private static ForwardReply ToReply((CommandResult Result, long Index) r) =>
         r.Result.ErrorMessage is { } msg
             ? new(ForwardStatus.CommandFailed, false, 0, r.Index, msg)
@@ -393,15 +589,23 @@ public sealed class ReplicatedStore : IAsyncDisposable
         if (_cluster.Leader is not { IsRemote: true } leader)
             return new(ForwardStatus.NotLeader, false, 0, 0, "no leader known");
         IReadOnlyDictionary<string, string> metadata;
-        try { metadata = await leader.GetMetadataAsync(false, token).ConfigureAwait(false); }
+        // DotNext caches a member's metadata; a leader that restarted publishes a new forward port, so after a failed
+        // connection the next attempt asks the leader again.
+        var refresh = Interlocked.Exchange(ref _refreshLeaderMetadata, 0) != 0;
+        try { metadata = await leader.GetMetadataAsync(refresh, token).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
         {
+            Volatile.Write(ref _refreshLeaderMetadata, 1);
             return new(ForwardStatus.NotLeader, false, 0, 0, "leader metadata unavailable: " + e.Message);
         }
         if (!metadata.TryGetValue(ForwardMetadataKey, out var address) || !IPEndPoint.TryParse(address, out var target))
             return new(ForwardStatus.NotLeader, false, 0, 0, "leader publishes no forward address");
-        return await _forwardClient.SendAsync(target, payload, token).ConfigureAwait(false);
+        var reply = await _forwardClient.SendAsync(target, payload, token).ConfigureAwait(false);
+        if (reply.Status == ForwardStatus.NotLeader) Volatile.Write(ref _refreshLeaderMetadata, 1);
+        return reply;
     }
+
+    private int _refreshLeaderMetadata;
 
     private async Task<ForwardReply> HandleForwardedAsync(byte[] payload, CancellationToken token)
     {
@@ -432,6 +636,8 @@ public sealed class ReplicatedStore : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_expiryLoop is not null) await _expiryLoop.ConfigureAwait(false);
         try { await _cluster.StopAsync(CancellationToken.None).ConfigureAwait(false); }
         catch (Exception e) { _log.LogDebug(e, "Raft stop"); }
         await _forwardServer.DisposeAsync().ConfigureAwait(false);
@@ -439,5 +645,6 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _cluster.Dispose();
         await _wal.DisposeAsync().ConfigureAwait(false);
         _machine.Dispose();
+        _stopping.Dispose();
     }
 }

@@ -37,7 +37,7 @@ internal sealed partial class Connection
         _socket = socket;
         _server = server;
         Id = id;
-        _db = new KeyspaceView(server.Store);
+        _db = new KeyspaceView(server);
         _context = new CommandContext(server, this, _db, _reply);
         Address = socket.RemoteEndPoint?.ToString() ?? "?";
         LocalAddress = socket.LocalEndPoint?.ToString() ?? "?";
@@ -369,6 +369,7 @@ internal sealed partial class Connection
             await ExecAsync().ConfigureAwait(false);
             return;
         }
+        if (await TryRunClusterAsync(spec, args).ConfigureAwait(false)) return;
         if (await TryRunScriptingAsync(spec, args).ConfigureAwait(false)) return;
         await RunAsync(spec, args).ConfigureAwait(false);
     }
@@ -381,6 +382,7 @@ internal sealed partial class Connection
         for (var attempt = 0; ; attempt++)
         {
             var mark = _reply.Length;
+            if (_server.Node is not null && !await ReadBarrierAsync(spec, args).ConfigureAwait(false)) return;
             _db.Reset();
             context.AfterCommit.Clear();
             context.Args = args;
@@ -388,7 +390,7 @@ internal sealed partial class Connection
             try
             {
                 spec.Handler(context);
-                if (_db.HasWrites && !_db.HasReads && _server.Durability == Durability.Synced && context.AfterCommit.Count == 0)
+                if (_db.HasWrites && !_db.HasReads && _server.Durability == Durability.Synced && context.AfterCommit.Count == 0 && _server.Node is null)
                 {
                     // A blind write (no condition, so it cannot fail but by an I/O error): queue it and go on with the
                     // next pipelined command, so pipelined writes share one fdatasync. Its reply waits in the reply
@@ -484,6 +486,7 @@ internal sealed partial class Connection
         for (var attempt = 0; ; attempt++)
         {
             var mark = _reply.Length;
+            if (_server.Node is not null && !await ReadBarrierAsync(TransactionCommands.Exec).ConfigureAwait(false)) return;
             if (WatchedChanged(watched))
             {
                 _reply.NullArray();
@@ -553,6 +556,7 @@ internal sealed partial class Connection
     {
         InMulti = false;
         MultiError = false;
+        ReadOnlyMode = false;
         Queued.Clear();
         Watched.Clear();
         _server.PubSub.UnsubscribeAll(this);
