@@ -8,16 +8,25 @@ namespace Bitcask.Replication;
 /// entries in the same order ends with the same content and the same results.</summary>
 internal static class Command
 {
+    /// <summary>What a proposer encodes (and a follower forwards): no time stamp.</summary>
     internal const byte FormatVersion = 1;
+    /// <summary>What the leader appends to the log: version 1's bytes with the leader's clock after the kind byte.</summary>
+    internal const byte StampedVersion = 2;
     internal const byte KindBatch = 1;
     internal const byte KindIncrement = 2;
+    internal const byte KindExpire = 3;
 
     internal const byte CondVersion = 1;
     internal const byte CondAbsent = 2;
     internal const byte CondExists = 3;
+    internal const byte CondVersionOrAbsent = 4;
 
     internal const byte OpPut = 1;
     internal const byte OpDelete = 2;
+    internal const byte OpPutExpiring = 3;
+
+    /// <summary>Most keys in one expire entry.</summary>
+    internal const int MaxExpireKeys = 1000;
 
     /// <summary>"\0raft:applied": the index of the newest log entry applied to this store (8 bytes, little-endian),
     /// written in the same batch as the entry's own writes.</summary>
@@ -48,21 +57,72 @@ internal static class Command
         return bytes;
     }
 
-    /// <summary>Applies one entry's command to <paramref name="store"/> and records <paramref name="index"/> in the
-    /// same batch. Only the applier calls this (never concurrently), so the checks below see the state every other
-    /// node sees at the same log position.</summary>
-    internal static CommandResult Apply(BitcaskStore store, ReadOnlySpan<byte> payload, long index)
+    /// <summary>An expire entry: the leader's proposal to delete keys whose time to live ran out (each only if it is
+    /// still expired, or gone, at the entry's log position).</summary>
+    internal static byte[] EncodeExpire(IReadOnlyList<byte[]> keys)
+    {
+        var size = 2 + 4;
+        foreach (var key in keys) size += 2 + key.Length;
+        var bytes = new byte[size];
+        bytes[0] = FormatVersion;
+        bytes[1] = KindExpire;
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(2), (uint)keys.Count);
+        var at = 6;
+        foreach (var key in keys)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(at), (ushort)key.Length);
+            key.CopyTo(bytes, at + 2);
+            at += 2 + key.Length;
+        }
+        return bytes;
+    }
+
+    /// <summary>The leader's form of a proposer's command: format 2, with <paramref name="stampMs"/> (the leader's clock,
+    /// Unix ms) after the kind byte. An already stamped payload is returned as is.</summary>
+    internal static byte[] Stamp(byte[] payload, long stampMs)
+    {
+        if (payload.Length < 2 || payload[0] != FormatVersion) return payload;
+        var bytes = new byte[payload.Length + 8];
+        bytes[0] = StampedVersion;
+        bytes[1] = payload[1];
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(2), stampMs);
+        payload.AsSpan(2).CopyTo(bytes.AsSpan(10));
+        return bytes;
+    }
+
+    /// <summary>The leader's stamp of a format-2 entry (Unix ms), or 0 for a format-1 entry (written before stamps).</summary>
+    internal static long StampOf(ReadOnlySpan<byte> payload) =>
+        payload.Length >= 10 && payload[0] == StampedVersion ? BinaryPrimitives.ReadInt64LittleEndian(payload[2..]) : 0;
+
+    /// <summary>The value of <see cref="AppliedKey"/>: the entry's index and the log clock after it (Unix ms).</summary>
+    internal static byte[] AppliedValue(long index, long clockMs)
+    {
+        var applied = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(applied, index);
+        BinaryPrimitives.WriteInt64LittleEndian(applied.AsSpan(8), clockMs);
+        return applied;
+    }
+
+    /// <summary>Applies one entry's command to <paramref name="store"/> and records <paramref name="index"/> (and the
+    /// log clock <paramref name="clockMs"/>, which already includes this entry's stamp) in the same batch. Only the
+    /// applier calls this (never concurrently), so the checks below see the state every other node sees at the same
+    /// log position; the store's clock is the log clock, so expiry is judged the same way too.</summary>
+    internal static CommandResult Apply(BitcaskStore store, ReadOnlySpan<byte> payload, long index, long clockMs)
     {
         var batch = new WriteBatch();
         CommandResult result;
         try
         {
-            result = payload.Length < 2 || payload[0] != FormatVersion
+            var body = payload.Length >= 2 && payload[0] == FormatVersion ? payload[2..]
+                : payload.Length >= 10 && payload[0] == StampedVersion ? payload[10..]
+                : default;
+            result = payload.Length < 2 || payload[0] is not (FormatVersion or StampedVersion) || (payload[0] == StampedVersion && payload.Length < 10)
                 ? CommandResult.Error($"unknown replication command (format byte {(payload.Length > 0 ? payload[0] : -1)})")
                 : payload[1] switch
                 {
-                    KindBatch => ApplyBatch(store, payload[2..], batch),
-                    KindIncrement => ApplyIncrement(store, payload[2..], batch),
+                    KindBatch => ApplyBatch(store, body, batch, clockMs),
+                    KindIncrement => ApplyIncrement(store, body, batch),
+                    KindExpire => ApplyExpire(store, body, batch),
                     _ => CommandResult.Error($"unknown replication command kind {payload[1]}"),
                 };
         }
@@ -72,8 +132,7 @@ internal static class Command
         }
         if (!result.Succeeded)
             batch.Clear();
-        var applied = new byte[8];
-        BinaryPrimitives.WriteInt64LittleEndian(applied, index);
+        var applied = AppliedValue(index, clockMs);
         batch.Put(AppliedKey, applied);
         try
         {
@@ -108,7 +167,7 @@ internal static class Command
                     {
                         var kind = r.U8();
                         CheckWireKey(r.Key());
-                        if (kind == CondVersion) r.I64();
+                        if (kind is CondVersion or CondVersionOrAbsent) r.I64();
                         else if (kind is not (CondAbsent or CondExists)) throw new FormatException($"condition kind {kind}");
                     }
                     for (uint i = 0, n = r.U32(); i < n; i++)
@@ -116,12 +175,18 @@ internal static class Command
                         var kind = r.U8();
                         CheckWireKey(r.Key());
                         if (kind == OpPut) r.Bytes(checked((int)r.U32()));
+                        else if (kind == OpPutExpiring) { r.Bytes(checked((int)r.U32())); r.I64(); }
                         else if (kind != OpDelete) throw new FormatException($"operation kind {kind}");
                     }
                     break;
                 case KindIncrement:
                     CheckWireKey(r.Key());
                     r.I64();
+                    break;
+                case KindExpire:
+                    var count = r.U32();
+                    if (count > MaxExpireKeys) throw new FormatException($"{count} keys (at most {MaxExpireKeys})");
+                    for (var i = 0u; i < count; i++) CheckWireKey(r.Key());
                     break;
                 default:
                     return $"unknown replication command kind {payload[1]}";
@@ -141,7 +206,7 @@ internal static class Command
             throw new FormatException("empty or reserved key");
     }
 
-    private static CommandResult ApplyBatch(BitcaskStore store, ReadOnlySpan<byte> p, WriteBatch batch)
+    private static CommandResult ApplyBatch(BitcaskStore store, ReadOnlySpan<byte> p, WriteBatch batch, long clockMs)
     {
         var r = new Reader(p);
         var conditions = r.U32();
@@ -156,6 +221,10 @@ internal static class Command
                 case CondVersion:
                     var version = r.I64();
                     holds &= version == 0 ? info is null : info is { } v && v.Version == version;
+                    break;
+                case CondVersionOrAbsent:
+                    var seen = r.I64();
+                    holds &= info is null || info.Value.Version == seen;
                     break;
                 case CondAbsent: holds &= info is null; break;
                 case CondExists: holds &= info is not null; break;
@@ -174,6 +243,13 @@ internal static class Command
                     var value = r.Bytes(checked((int)r.U32()));
                     batch.Put(key, value);
                     break;
+                case OpPutExpiring:
+                    var expiring = r.Bytes(checked((int)r.U32()));
+                    var expiresAt = r.I64();
+                    // An expiry already past by the log clock is a delete, decided the same way on every node.
+                    if (expiresAt <= clockMs) batch.Delete(key);
+                    else batch.Put(key, expiring, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt));
+                    break;
                 case OpDelete:
                     if (holds && store.ContainsKey(key)) existed++;
                     batch.Delete(key);
@@ -183,6 +259,24 @@ internal static class Command
         }
         r.End();
         return holds ? CommandResult.Ok(existed) : CommandResult.ConditionFailed;
+    }
+
+    /// <summary>Deletes each key the store no longer shows (expired by the log clock, or already gone) but still holds
+    /// an expiring record of; a key written again since the leader saw it expired is live and is left alone.</summary>
+    private static CommandResult ApplyExpire(BitcaskStore store, ReadOnlySpan<byte> p, WriteBatch batch)
+    {
+        var r = new Reader(p);
+        var count = r.U32();
+        long deleted = 0;
+        for (var i = 0u; i < count; i++)
+        {
+            var key = r.Key();
+            if (store.GetInfo(key) is not null) continue;
+            batch.Delete(key);
+            deleted++;
+        }
+        r.End();
+        return CommandResult.Ok(deleted);
     }
 
     private static CommandResult ApplyIncrement(BitcaskStore store, ReadOnlySpan<byte> p, WriteBatch batch)

@@ -32,6 +32,18 @@ public sealed class ReplicatedBatch
         return this;
     }
 
+    /// <summary>Requires <paramref name="key"/> to be absent, or its newest version to be <paramref name="version"/>: for a
+    /// reader that saw the key's value <paramref name="version"/> as expired by its own clock, which the log's clock
+    /// may not have reached yet.</summary>
+    public ReplicatedBatch RequireVersionOrAbsent(ReadOnlySpan<byte> key, long version)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(version);
+        WriteCondition(Command.CondVersionOrAbsent, key);
+        BinaryPrimitives.WriteInt64LittleEndian(_conditions.GetSpan(8), version);
+        _conditions.Advance(8);
+        return this;
+    }
+
     /// <summary>Requires <paramref name="key"/> to be absent.</summary>
     public ReplicatedBatch RequireAbsent(ReadOnlySpan<byte> key) { WriteCondition(Command.CondAbsent, key); return this; }
 
@@ -46,6 +58,20 @@ public sealed class ReplicatedBatch
         BinaryPrimitives.WriteUInt32LittleEndian(_ops.GetSpan(4), (uint)value.Length);
         _ops.Advance(4);
         _ops.Write(value);
+        return this;
+    }
+
+    /// <summary>Adds a put of <paramref name="value"/> that expires at <paramref name="expiresAt"/> (absolute, chosen by
+    /// the proposer, judged by the log's clock on every node: an expiry the log's clock has passed when the entry is
+    /// applied makes the put a delete).</summary>
+    public ReplicatedBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, DateTimeOffset expiresAt)
+    {
+        WriteOp(Command.OpPutExpiring, key);
+        BinaryPrimitives.WriteUInt32LittleEndian(_ops.GetSpan(4), (uint)value.Length);
+        _ops.Advance(4);
+        _ops.Write(value);
+        BinaryPrimitives.WriteInt64LittleEndian(_ops.GetSpan(8), expiresAt.ToUnixTimeMilliseconds());
+        _ops.Advance(8);
         return this;
     }
 

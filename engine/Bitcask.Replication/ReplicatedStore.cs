@@ -18,6 +18,16 @@ namespace Bitcask.Replication;
 public sealed class ReplicatedStore : IAsyncDisposable
 {
     private const string ForwardMetadataKey = "bitcask.forward";
+
+    /// <summary>The member metadata key under which a node publishes the address its clients use (the RESP server's
+    /// "ip:port"); give it in <see cref="ReplicationOptions.Metadata"/>.</summary>
+    public const string ClientAddressMetadataKey = "bitcask.resp";
+
+    /// <summary>The file in <see cref="ReplicationOptions.LogDirectory"/> that records the cluster id.</summary>
+    internal const string ClusterIdFile = "cluster-id";
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _expiryLoop;
+    private long _lastStamp;
     private readonly ReplicationOptions _options;
     private readonly StoreStateMachine _machine;
     private readonly WriteAheadLog _wal;
@@ -27,6 +37,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
     private readonly ILoggerFactory _loggers;
     private readonly ILogger _log;
     private int _disposed;
+    private readonly IReadOnlyDictionary<string, string> _localMetadata = new Dictionary<string, string>();
 
     private ReplicatedStore(ReplicationOptions options, ILoggerFactory loggers)
     {
@@ -34,6 +45,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _loggers = loggers;
         _log = loggers.CreateLogger<ReplicatedStore>();
         Directory.CreateDirectory(options.LogDirectory);
+        CheckClusterId(options);
         _machine = new StoreStateMachine(options.StoreDirectory, Path.Combine(options.LogDirectory, "snapshots"),
             options.StoreOptions, options.SnapshotInterval, options.SnapshotIntervalBytes, _log);
         try
@@ -44,8 +56,9 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 ChunkSize = options.LogChunkSize,
             }, _machine);
             _forwardServer = new ForwardServer(options.ForwardEndPoint ?? new IPEndPoint(options.NodeEndPoint.Address, 0), HandleForwardedAsync, _log);
-            var config = new RaftCluster.TcpConfiguration(options.NodeEndPoint)
+            var config = new RaftCluster.TcpConfiguration(options.ListenEndPoint ?? options.NodeEndPoint)
             {
+                PublicEndPoint = options.NodeEndPoint,
                 LowerElectionTimeout = options.LowerElectionTimeout,
                 UpperElectionTimeout = options.UpperElectionTimeout,
                 // Static membership: every node starts knowing the whole configuration; a cold start would make each
@@ -55,7 +68,11 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 IsLeaderLeaseEnabled = options.LeaderLease,
                 LoggerFactory = loggers,
             };
+            if (options.Metadata is not null)
+                foreach (var (key, value) in options.Metadata)
+                    config.Metadata[key] = value;
             config.Metadata[ForwardMetadataKey] = _forwardServer.EndPoint.ToString();
+            _localMetadata = new Dictionary<string, string>(config.Metadata);
             if (options.Members.Count > 0)
             {
                 var storage = config.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
@@ -73,6 +90,32 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
+    private static void CheckClusterId(ReplicationOptions options)
+    {
+        if (options.ClusterId is not { } id) return;
+        var file = Path.Combine(options.LogDirectory, ClusterIdFile);
+        if (File.Exists(file))
+        {
+            var recorded = File.ReadAllText(file).Trim();
+            if (recorded != id) throw new ClusterIdMismatchException(recorded, id, Path.GetFullPath(options.LogDirectory));
+            return;
+        }
+        var tmp = file + ".tmp";
+        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
+        {
+            fs.Write(Encoding.UTF8.GetBytes(id + "\n"));
+            fs.Flush(flushToDisk: true);
+        }
+        File.Move(tmp, file, overwrite: true);
+    }
+
+    /// <summary>The node's store as it is now (for the RESP server, after a read barrier). Replaced by a snapshot
+    /// install: never keep it across commands, never write to it.</summary>
+    internal BitcaskStore LocalStore => _machine.Read(s => s);
+
+    /// <summary>The log's clock (the newest leader stamp applied), by which the store judges expiry.</summary>
+    internal DateTimeOffset LogTime => DateTimeOffset.FromUnixTimeMilliseconds(_machine.ClockMs);
+
     /// <summary>Test hook into the state machine (slow or stuck applier).</summary>
     internal StoreStateMachine Machine => _machine;
 
@@ -87,6 +130,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         try
         {
             await node._cluster.StartAsync(token).ConfigureAwait(false);
+            node._expiryLoop = Task.Run(node.ExpiryLoop, CancellationToken.None);
         }
         catch
         {
@@ -268,6 +312,79 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
+    /// <summary>A hash of this node's user keyspace (every key not reserved by the engine or this layer, with its
+    /// value and expiry, in key order) at <see cref="ReplicationStatus.AppliedIndex"/>: nodes at the same applied index
+    /// have the same digest. Blocks applies while it reads (it reads every key).</summary>
+    public (long AppliedIndex, string Digest) ComputeDigest() => _machine.ReadExclusive(store =>
+    {
+        var keys = store.Keys().Where(k => !k.AsSpan().StartsWith(Command.ReservedPrefix)).ToList();
+        keys.Sort((a, b) => a.AsSpan().SequenceCompareTo(b));
+        var hash = new System.IO.Hashing.XxHash128();
+        Span<byte> number = stackalloc byte[8];
+        foreach (var key in keys)
+        {
+            if (store.GetInfo(key) is not { } info || store.Get(key) is not { } value) continue;
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, key.Length);
+            hash.Append(number);
+            hash.Append(key);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, value.Length);
+            hash.Append(number);
+            hash.Append(value);
+            System.Buffers.Binary.BinaryPrimitives.WriteInt64LittleEndian(number, info.ExpiresAt?.ToUnixTimeMilliseconds() ?? 0);
+            hash.Append(number);
+        }
+        return (_machine.AppliedIndex, Convert.ToHexStringLower(hash.GetCurrentHash()));
+    });
+
+    /// <summary>The Raft member metadata a member publishes (its <see cref="ClientAddressMetadataKey"/>, ...); null when
+    /// <paramref name="member"/> is not a member or cannot be reached.</summary>
+    public async Task<IReadOnlyDictionary<string, string>?> GetMemberMetadataAsync(EndPoint member, CancellationToken token = default)
+    {
+        ArgumentNullException.ThrowIfNull(member);
+        var found = _cluster.Members.FirstOrDefault(m => member.Equals(m.EndPoint));
+        if (found is null) return null;
+        if (!found.IsRemote) return _localMetadata;
+        using var cts = Deadline(token);
+        try { return await found.GetMetadataAsync(false, cts.Token).ConfigureAwait(false); }
+        catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
+        {
+            _log.LogDebug(e, "Metadata of {Member}", member);
+            return null;
+        }
+    }
+
+    // ---- expiry ----
+
+    /// <summary>On the leader: every 250 ms, proposes the deletes of the keys its clock says expired (one entry of up to
+    /// <see cref="Command.MaxExpireKeys"/> keys at a time). Followers never expire anything themselves.</summary>
+    private async Task ExpiryLoop()
+    {
+        var token = _stopping.Token;
+        while (!token.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(250, token).ConfigureAwait(false);
+                while (IsLeader && !token.IsCancellationRequested)
+                {
+                    var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                    var keys = _machine.Read(s => s.CollectExpiredKeys(now, Command.MaxExpireKeys));
+                    keys.RemoveAll(k => k.AsSpan().StartsWith(Command.ReservedPrefix) || k.AsSpan().StartsWith("\0bitcask:"u8));
+                    if (keys.Count == 0) break;
+                    await ProposeAsync(Command.EncodeExpire(keys), token).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                _log.LogDebug(e, "Proposing expiry deletes failed; retrying");
+            }
+        }
+    }
+
     // ---- membership ----
 
     /// <summary>Adds a node (started with empty <see cref="ReplicationOptions.Members"/>) through a Raft
@@ -366,7 +483,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         try
         {
             if (!IsLeader) return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
-            await _cluster.ReplicateAsync(payload, proposal, token).ConfigureAwait(false);
+            await _cluster.ReplicateAsync(Command.Stamp(payload, NextStamp()), proposal, token).ConfigureAwait(false);
         }
         catch (NotLeaderException e) when (e.InnerException is null && !proposal.Task.IsCompleted)
         {
@@ -381,6 +498,19 @@ public sealed class ReplicatedStore : IAsyncDisposable
         if (!proposal.Task.IsCompleted)
             return new(ForwardStatus.Unknown, false, 0, 0, "the write committed but its result was not seen by the proposer");
         return ToReply(proposal.Task.Result);
+    }
+
+    /// <summary>The leader's clock for a new entry: wall time, never below a stamp this node gave before nor below the
+    /// log's clock (a new leader whose clock is behind never moves the log's time backwards).</summary>
+    private long NextStamp()
+    {
+        var now = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), _machine.ClockMs);
+        while (true)
+        {
+            var last = Volatile.Read(ref _lastStamp);
+            var next = Math.Max(now, last);
+            if (Interlocked.CompareExchange(ref _lastStamp, next, last) == last) return next;
+        }
     }
 
     private static ForwardReply ToReply((CommandResult Result, long Index) r) =>
@@ -432,6 +562,8 @@ public sealed class ReplicatedStore : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_expiryLoop is not null) await _expiryLoop.ConfigureAwait(false);
         try { await _cluster.StopAsync(CancellationToken.None).ConfigureAwait(false); }
         catch (Exception e) { _log.LogDebug(e, "Raft stop"); }
         await _forwardServer.DisposeAsync().ConfigureAwait(false);
@@ -439,5 +571,6 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _cluster.Dispose();
         await _wal.DisposeAsync().ConfigureAwait(false);
         _machine.Dispose();
+        _stopping.Dispose();
     }
 }

@@ -12,6 +12,21 @@ public sealed class ReplicationOptions
     /// <summary>This node's Raft address (TCP). Required.</summary>
     public required IPEndPoint NodeEndPoint { get; init; }
 
+    /// <summary>Where this node's Raft listener binds. Default: <see cref="NodeEndPoint"/>. <see cref="NodeEndPoint"/>
+    /// stays the node's identity in the membership and the address the other nodes connect to (DotNext's public end
+    /// point), so a proxy or NAT may sit between the two.</summary>
+    public IPEndPoint? ListenEndPoint { get; init; }
+
+    /// <summary>The cluster's name. When set, it is recorded in <see cref="LogDirectory"/> (file <c>cluster-id</c>) the
+    /// first time the node starts, and a later start with a different id fails with
+    /// <see cref="ClusterIdMismatchException"/> (a node's log must never join another cluster). Default: null (no check).</summary>
+    public string? ClusterId { get; init; }
+
+    /// <summary>Extra Raft member metadata this node publishes to the others (e.g. its client-facing address). Keys
+    /// starting with "bitcask." are reserved for this library, except those it documents for callers
+    /// (<see cref="ReplicatedStore.ClientAddressMetadataKey"/>).</summary>
+    public IReadOnlyDictionary<string, string>? Metadata { get; init; }
+
     /// <summary>Every member of the initial static configuration, this node included (e.g. three nodes). Empty for a
     /// node that will be added later through <see cref="ReplicatedStore.AddMemberAsync"/> on the leader.</summary>
     public IReadOnlyList<IPEndPoint> Members { get; init; } = [];
@@ -74,6 +89,8 @@ public sealed class ReplicationOptions
             throw new ArgumentOutOfRangeException(nameof(SnapshotIntervalBytes), SnapshotIntervalBytes, "SnapshotIntervalBytes must be at least 4096 bytes.");
         if (LowerElectionTimeout < 10 || UpperElectionTimeout <= LowerElectionTimeout)
             throw new ArgumentOutOfRangeException(nameof(LowerElectionTimeout), "Election timeouts must satisfy 10 <= LowerElectionTimeout < UpperElectionTimeout (ms).");
+        if (ClusterId is not null && (ClusterId.Length is 0 or > 128 || ClusterId.Any(ch => ch is < '!' or > '~')))
+            throw new ArgumentException($"ClusterId \"{ClusterId}\" must be 1-128 printable ASCII characters without spaces.", nameof(ClusterId));
         if (LogChunkSize < 4096)
             throw new ArgumentOutOfRangeException(nameof(LogChunkSize), LogChunkSize, "LogChunkSize must be at least 4096 bytes.");
         var store = Path.GetFullPath(StoreDirectory).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
@@ -112,6 +129,24 @@ public class ReplicationException : Exception
 {
     /// <summary>Creates the exception.</summary>
     public ReplicationException(string message, Exception? inner = null) : base(message, inner) { }
+}
+
+/// <summary>The node's Raft directory belongs to another cluster than the one it was started for.</summary>
+public sealed class ClusterIdMismatchException : ReplicationException
+{
+    /// <summary>Creates the exception.</summary>
+    public ClusterIdMismatchException(string recordedId, string givenId, string directory)
+        : base($"The Raft directory {directory} belongs to cluster \"{recordedId}\", not \"{givenId}\" (start with --cluster-id {recordedId}, or give an empty directory).")
+    {
+        RecordedId = recordedId;
+        GivenId = givenId;
+    }
+
+    /// <summary>The id recorded in the directory.</summary>
+    public string RecordedId { get; }
+
+    /// <summary>The id the node was started with.</summary>
+    public string GivenId { get; }
 }
 
 /// <summary>The write was proposed but leadership changed before this node learned whether it committed: it may or

@@ -29,6 +29,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     private BitcaskStore _store;
     private volatile BackupSnapshot? _snapshot;
     private long _applied;
+    private readonly LogClock _clock = new();
 
     /// <summary>Test hook: runs before each entry is applied (may block, simulating a slow or crashed applier).</summary>
     internal Func<long, CancellationToken, ValueTask>? BeforeApply;
@@ -37,7 +38,9 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     {
         _storeDir = storeDir;
         _snapshotRoot = snapshotRoot;
-        _storeOptions = storeOptions;
+        // The store judges expiry by the log's clock (the newest leader stamp applied) and never expires anything on its
+        // own: every node then sees and writes the same keys at the same log position (the leader proposes expiry).
+        _storeOptions = (storeOptions ?? new BitcaskOptions()) with { TimeProvider = _clock, ExpireInBackground = false };
         _snapshotInterval = snapshotInterval;
         _snapshotIntervalBytes = snapshotIntervalBytes;
         _log = log;
@@ -45,7 +48,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         foreach (var tmp in Directory.EnumerateFileSystemEntries(snapshotRoot, "*.tmp"))
             DeleteAny(tmp);
         _snapshot = BackupSnapshot.FindNewest(snapshotRoot);
-        _store = BitcaskStore.Open(storeDir, storeOptions);
+        _store = BitcaskStore.Open(storeDir, _storeOptions);
         _applied = ReadApplied(_store);
         if (_snapshot is { } s && _applied < s.Index)
         {
@@ -58,6 +61,18 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
 
     /// <summary>Index of the newest entry applied to the store.</summary>
     internal long AppliedIndex => Volatile.Read(ref _applied);
+
+    /// <summary>The log's clock: the newest leader stamp applied (Unix ms).</summary>
+    internal long ClockMs => _clock.Ms;
+
+    /// <summary>Runs <paramref name="read"/> with no entry being applied and no snapshot install running (a consistent
+    /// view at <see cref="AppliedIndex"/>).</summary>
+    internal T ReadExclusive<T>(Func<BitcaskStore, T> read)
+    {
+        _swap.EnterWriteLock();
+        try { return read(_store); }
+        finally { _swap.ExitWriteLock(); }
+    }
 
     /// <summary>Index of the newest local snapshot (0 when none).</summary>
     internal long SnapshotIndex => _snapshot?.Index ?? 0;
@@ -99,7 +114,8 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         var payload = sequence.IsSingleSegment ? sequence.First.Span : sequence.ToArray();
         CommandResult result;
         _swap.EnterReadLock();
-        try { result = Command.Apply(_store, payload, entry.Index); }
+        _clock.Advance(Command.StampOf(payload));
+        try { result = Command.Apply(_store, payload, entry.Index, _clock.Ms); }
         finally { _swap.ExitReadLock(); }
         Volatile.Write(ref _applied, entry.Index);
         (entry.Context as Proposal)?.Complete(result, entry.Index);
@@ -178,8 +194,13 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         finally { _swap.ExitWriteLock(); }
     }
 
-    private static long ReadApplied(BitcaskStore store) =>
-        store.Get(Command.AppliedKey) is { Length: 8 } b ? BinaryPrimitives.ReadInt64LittleEndian(b) : 0;
+    /// <summary>The applied index recorded in the store, and the log clock with it (16 bytes; 8 before stamps).</summary>
+    private long ReadApplied(BitcaskStore store)
+    {
+        var b = store.Get(Command.AppliedKey);
+        if (b is { Length: 16 }) _clock.Set(BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(8)));
+        return b is { Length: >= 8 } ? BinaryPrimitives.ReadInt64LittleEndian(b) : 0;
+    }
 
     internal static void DeleteAny(string path)
     {
@@ -192,6 +213,17 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         _swap.EnterWriteLock();
         try { _store.Dispose(); }
         finally { _swap.ExitWriteLock(); }
+    }
+
+    /// <summary>The store's clock: the newest stamp applied, so every node judges expiry identically at the same log
+    /// index. Timers come from the system clock (the store runs no expiry timer: ExpireInBackground is off).</summary>
+    private sealed class LogClock : TimeProvider
+    {
+        private long _ms;
+        internal long Ms => Volatile.Read(ref _ms);
+        internal void Advance(long stampMs) { if (stampMs > Ms) Volatile.Write(ref _ms, stampMs); }
+        internal void Set(long ms) => Volatile.Write(ref _ms, ms);
+        public override DateTimeOffset GetUtcNow() => DateTimeOffset.FromUnixTimeMilliseconds(Ms);
     }
 
     internal static string Describe(long index, long term) => string.Create(CultureInfo.InvariantCulture, $"{index}-{term}");

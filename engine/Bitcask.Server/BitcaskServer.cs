@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Bitcask.Replication;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -34,24 +35,45 @@ public sealed class BitcaskServer : IAsyncDisposable
     public BitcaskServer(BitcaskStore store, BitcaskServerOptions? options = null, ILoggerFactory? loggerFactory = null)
     {
         ArgumentNullException.ThrowIfNull(store);
-        _options = options ?? new BitcaskServerOptions();
-        if (_options.Port is < 0 or > 65535)
-            throw new ArgumentOutOfRangeException(nameof(options), _options.Port, "Port must be between 0 and 65535.");
-        if (_options.MaxClients < 1)
-            throw new ArgumentOutOfRangeException(nameof(options), _options.MaxClients, "MaxClients must be at least 1.");
-        if (_options.MaxOutputBufferBytes < 1024)
-            throw new ArgumentOutOfRangeException(nameof(options), _options.MaxOutputBufferBytes, "MaxOutputBufferBytes must be at least 1024.");
-        if (_options.Password is { Length: 0 })
-            throw new ArgumentException("The password is empty; give a non-empty one, or null for no authentication.", nameof(options));
-        if (!IPAddress.IsLoopback(_options.BindAddress) && _options.Password is null)
-            throw new ArgumentException(
-                $"Refusing to listen on {_options.BindAddress} without a password: anyone who can reach the address could read and write the store. " +
-                "Set a password (requirepass) or bind a loopback address.", nameof(options));
+        _options = Validated(options);
         if (store.Options.ReadOnly)
             throw new ArgumentException("The store is open read-only; the server needs a writable store.", nameof(store));
         var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Bitcask.Server");
         _state = new ServerState(store, _options, logger);
         _state.NotifyFlagsChanged = UpdateNotifications;
+    }
+
+    /// <summary>Creates a server for one node of a replicated store (not started): every mutating command becomes one Raft
+    /// log entry (forwarded to the leader from a follower), reads are linearizable after a read barrier unless the client
+    /// sent READONLY, and INFO/ROLE show the node as master (leader) or slave (README, "Cluster"). The node should publish
+    /// this server's address as <see cref="ReplicatedStore.ClientAddressMetadataKey"/> in its member metadata, so that
+    /// the other nodes can name it as master. The caller owns the node: the server never disposes it. Throws
+    /// <see cref="ArgumentException"/> as the other constructor does.</summary>
+    public BitcaskServer(ReplicatedStore node, BitcaskServerOptions? options = null, ILoggerFactory? loggerFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(node);
+        _options = Validated(options);
+        var logger = (loggerFactory ?? NullLoggerFactory.Instance).CreateLogger("Bitcask.Server");
+        _state = new ServerState(node, _options, logger);
+        _state.NotifyFlagsChanged = UpdateNotifications;
+    }
+
+    private static BitcaskServerOptions Validated(BitcaskServerOptions? given)
+    {
+        var options = given ?? new BitcaskServerOptions();
+        if (options.Port is < 0 or > 65535)
+            throw new ArgumentOutOfRangeException(nameof(options), options.Port, "Port must be between 0 and 65535.");
+        if (options.MaxClients < 1)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxClients, "MaxClients must be at least 1.");
+        if (options.MaxOutputBufferBytes < 1024)
+            throw new ArgumentOutOfRangeException(nameof(options), options.MaxOutputBufferBytes, "MaxOutputBufferBytes must be at least 1024.");
+        if (options.Password is { Length: 0 })
+            throw new ArgumentException("The password is empty; give a non-empty one, or null for no authentication.", nameof(options));
+        if (!IPAddress.IsLoopback(options.BindAddress) && options.Password is null)
+            throw new ArgumentException(
+                $"Refusing to listen on {options.BindAddress} without a password: anyone who can reach the address could read and write the store. " +
+                "Set a password (requirepass) or bind a loopback address.", nameof(options));
+        return options;
     }
 
     /// <summary>The address and port the server listens on (the real port when <see cref="BitcaskServerOptions.Port"/> is
@@ -84,6 +106,7 @@ public sealed class BitcaskServer : IAsyncDisposable
             _state.Port = EndPoint!.Port;
             _acceptLoop = Task.Run(AcceptLoop);
             if (_options.IdleTimeout > TimeSpan.Zero) _idleLoop = Task.Run(IdleLoop);
+            _state.Cluster?.Start();
             UpdateNotifications();
         }
         _state.Logger.LogInformation("Serving {Directory} on {EndPoint} ({Durability})", _state.Store.Directory, EndPoint, _state.Durability);
@@ -215,6 +238,7 @@ public sealed class BitcaskServer : IAsyncDisposable
         UpdateNotifications();
         if (_notificationLoop is not null) await _notificationLoop.ConfigureAwait(false);
         if (_idleLoop is not null) await _idleLoop.ConfigureAwait(false);
+        if (_state.Cluster is not null) await _state.Cluster.StopAsync().ConfigureAwait(false);
         try
         {
             _state.Store.Sync();

@@ -43,6 +43,10 @@ public sealed record BitcaskServerOptions
     /// <summary>Whether <c>FLUSHDB</c>/<c>FLUSHALL</c> may delete every key. Default false: they answer an error.</summary>
     public bool AllowFlush { get; init; }
 
+    /// <summary>The cluster's name, shown by INFO replication (<c>cluster_id:</c>) and BITCASK.RAFT STATUS on a server
+    /// over a replicated node. Default null.</summary>
+    public string? ClusterId { get; init; }
+
     /// <summary>Keyspace notifications at start (Redis <c>notify-keyspace-events</c>, e.g. "KEA"); empty = off. Clients may
     /// change it with <c>CONFIG SET notify-keyspace-events</c>.</summary>
     public string NotifyKeyspaceEvents { get; init; } = "";

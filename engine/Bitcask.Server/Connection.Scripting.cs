@@ -50,6 +50,7 @@ internal sealed partial class Connection
         var host = Scripts;
         for (var attempt = 0; ; attempt++)
         {
+            if (_server.Node is not null && !await ReadBarrierAsync(spec).ConfigureAwait(false)) return true;
             _db.Reset();
             var executor = new ScriptExecutor(this);
             ScriptValue result;

@@ -36,7 +36,7 @@ internal sealed partial class Connection
         _socket = socket;
         _server = server;
         Id = id;
-        _db = new KeyspaceView(server.Store);
+        _db = new KeyspaceView(server);
         _context = new CommandContext(server, this, _db, _reply);
         Address = socket.RemoteEndPoint?.ToString() ?? "?";
         LocalAddress = socket.LocalEndPoint?.ToString() ?? "?";
@@ -333,6 +333,7 @@ internal sealed partial class Connection
             await ExecAsync().ConfigureAwait(false);
             return;
         }
+        if (await TryRunClusterAsync(spec, args).ConfigureAwait(false)) return;
         if (await TryRunScriptingAsync(spec, args).ConfigureAwait(false)) return;
         await RunAsync(spec, args).ConfigureAwait(false);
     }
@@ -345,6 +346,7 @@ internal sealed partial class Connection
         for (var attempt = 0; ; attempt++)
         {
             var mark = _reply.Length;
+            if (_server.Node is not null && !await ReadBarrierAsync(spec).ConfigureAwait(false)) return;
             _db.Reset();
             context.AfterCommit.Clear();
             context.Args = args;
@@ -352,7 +354,7 @@ internal sealed partial class Connection
             try
             {
                 spec.Handler(context);
-                if (_db.HasWrites && !_db.HasReads && _server.Durability == Durability.Synced && context.AfterCommit.Count == 0)
+                if (_db.HasWrites && !_db.HasReads && _server.Durability == Durability.Synced && context.AfterCommit.Count == 0 && _server.Node is null)
                 {
                     // A blind write (no condition, so it cannot fail but by an I/O error): queue it and go on with the
                     // next pipelined command, so pipelined writes share one fdatasync. Its reply waits in the reply
@@ -447,6 +449,7 @@ internal sealed partial class Connection
         for (var attempt = 0; ; attempt++)
         {
             var mark = _reply.Length;
+            if (_server.Node is not null && !await ReadBarrierAsync(TransactionCommands.Exec).ConfigureAwait(false)) return;
             if (WatchedChanged(watched))
             {
                 _reply.NullArray();
@@ -516,6 +519,7 @@ internal sealed partial class Connection
     {
         InMulti = false;
         MultiError = false;
+        ReadOnlyMode = false;
         Queued.Clear();
         Watched.Clear();
         _server.PubSub.UnsubscribeAll(this);

@@ -15,16 +15,19 @@ internal readonly record struct Entry(byte[] Raw, long Version, long ExpiresAtMs
 /// again on the new state, so every command is atomic and its replies describe exactly what was written.
 /// <para>Not thread-safe: one per connection, used by one command at a time.</para>
 /// </summary>
-internal sealed class KeyspaceView(BitcaskStore store)
+internal sealed class KeyspaceView(ServerState server)
 {
     private readonly Dictionary<byte[], long> _readVersions = new(BytesComparer.Instance);
+    /// <summary>Keys a replicated node's store still holds but whose expiry the wall clock has passed (hidden, as a Redis
+    /// replica hides them): their commit condition is "this version, or gone".</summary>
+    private readonly HashSet<byte[]> _seenExpired = new(BytesComparer.Instance);
     private readonly Dictionary<byte[], Staged> _staged = new(BytesComparer.Instance);
     private readonly List<byte[]> _order = [];
     private readonly ArrayBufferWriter<byte> _buffer = new(256);
 
     private readonly record struct Staged(byte[]? Raw, long ExpiresAtMs, long Version);
 
-    public BitcaskStore Store => store;
+    public BitcaskStore Store => server.Store;
 
     public bool HasWrites => _order.Count > 0;
 
@@ -36,11 +39,12 @@ internal sealed class KeyspaceView(BitcaskStore store)
 
     public IEnumerable<byte[]> StagedKeys => _order;
 
-    public long NowMs => store.Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds();
+    public long NowMs => server.NowMs;
 
     public void Reset()
     {
         _readVersions.Clear();
+        _seenExpired.Clear();
         _staged.Clear();
         _order.Clear();
     }
@@ -55,8 +59,7 @@ internal sealed class KeyspaceView(BitcaskStore store)
         }
         _buffer.ResetWrittenCount();
         if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" are the engine's own.");
-        var found = store.TryGetEntry(key, _buffer, out var info);
-        _readVersions.TryAdd(key, found ? info.Version : 0);
+        var found = Read(key, out var info);
         entry = found ? new Entry(_buffer.WrittenSpan.ToArray(), info.Version, info.ExpiresAt?.ToUnixTimeMilliseconds() ?? 0) : default;
         return found;
     }
@@ -74,10 +77,61 @@ internal sealed class KeyspaceView(BitcaskStore store)
         }
         if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" are the engine's own.");
         _buffer.ResetWrittenCount();
-        var found = store.TryGetEntry(key, _buffer, out var info);
-        _readVersions.TryAdd(key, found ? info.Version : 0);
+        var found = Read(key, out _);
         if (found) raw = _buffer.WrittenSpan;
         return found;
+    }
+
+    /// <summary>Reads the key from the store into the buffer and remembers the version seen. On a replicated node a value
+    /// the wall clock says expired is hidden (the log's clock, which the store judges by, may lag).</summary>
+    private bool Read(byte[] key, out EntryInfo info)
+    {
+        var found = Store.TryGetEntry(key, _buffer, out info);
+        _readVersions.TryAdd(key, found ? info.Version : 0);
+        if (found && server.Node is not null && info.ExpiresAt is { } at && at.ToUnixTimeMilliseconds() <= NowMs)
+        {
+            _seenExpired.Add(key);
+            _buffer.ResetWrittenCount();
+            return false;
+        }
+        return found;
+    }
+
+    /// <summary>A read-only command on a replicated node: every key read still has the version it was read with, so all
+    /// of them held those values together at the last read (versions only grow).</summary>
+    public bool ReadsStillHold(IReadOnlyDictionary<byte[], long>? watched = null)
+    {
+        var store = Store;
+        foreach (var (key, version) in _readVersions)
+            if ((store.GetInfo(key)?.Version ?? 0) != version && !_seenExpired.Contains(key)) return false;
+        if (watched is not null)
+            foreach (var (key, version) in watched)
+                if ((store.GetInfo(key)?.Version ?? 0) != version) return false;
+        return true;
+    }
+
+    /// <summary><see cref="BuildBatch"/> for a replicated node: the same conditions and writes as one Raft log entry, the
+    /// expiries as absolute times (chosen here, judged by the log's clock on every node).</summary>
+    public Bitcask.Replication.ReplicatedBatch BuildReplicatedBatch(IReadOnlyDictionary<byte[], long>? watched = null)
+    {
+        var batch = new Bitcask.Replication.ReplicatedBatch();
+        foreach (var (key, version) in _readVersions)
+            if (_seenExpired.Contains(key)) batch.RequireVersionOrAbsent(key, version);
+            else batch.RequireVersion(key, version);
+        if (watched is not null)
+            foreach (var (key, version) in watched)
+                if (!_readVersions.ContainsKey(key)) batch.RequireVersion(key, version);
+        foreach (var key in _order)
+        {
+            var s = _staged[key];
+            if (s.Raw is null)
+            {
+                if (!_readVersions.TryGetValue(key, out var v) || v != 0) batch.Delete(key);
+            }
+            else if (s.ExpiresAtMs == 0) batch.Put(key, s.Raw);
+            else batch.Put(key, s.Raw, DateTimeOffset.FromUnixTimeMilliseconds(s.ExpiresAtMs));
+        }
+        return batch;
     }
 
     public bool Exists(byte[] key) => TryRead(key, out _);

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Bitcask.Replication;
 using Bitcask.Server.Commands;
 using Microsoft.Extensions.Logging;
 
@@ -19,9 +20,20 @@ internal sealed class ServerStats
 /// <para>Thread-safety: all members are safe to call concurrently.</para></summary>
 internal sealed class ServerState
 {
+    private readonly BitcaskStore? _store;
+
+    /// <summary>A server over a replicated node: reads go to the node's store after a read barrier, writes become Raft
+    /// log entries (README, "Cluster").</summary>
+    public ServerState(ReplicatedStore node, BitcaskServerOptions options, ILogger logger) : this(node.LocalStore, options, logger)
+    {
+        _store = null;
+        Node = node;
+        Cluster = new ClusterView(node, logger);
+    }
+
     public ServerState(BitcaskStore store, BitcaskServerOptions options, ILogger logger)
     {
-        Store = store;
+        _store = store;
         Options = options;
         Logger = logger;
         var storeOptions = store.Options;
@@ -32,7 +44,18 @@ internal sealed class ServerState
         Commands = CommandTable.Create();
     }
 
-    public BitcaskStore Store { get; }
+    /// <summary>The store commands read (on a replicated node: its store as it is now, replaced by a snapshot install).</summary>
+    public BitcaskStore Store => _store ?? Node!.LocalStore;
+
+    /// <summary>The replicated node this server fronts; null for a standalone store.</summary>
+    public ReplicatedStore? Node { get; }
+
+    /// <summary>What the server knows of the other members (their RESP addresses); null when standalone.</summary>
+    public ClusterView? Cluster { get; }
+
+    /// <summary>The clock TTLs are chosen and shown by: the store's on a standalone server; the wall clock on a replicated
+    /// node (its store judges expiry by the log's clock, which only moves with new entries).</summary>
+    public long NowMs => Node is null ? Store.Options.TimeProvider.GetUtcNow().ToUnixTimeMilliseconds() : DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
     public BitcaskServerOptions Options { get; }
     public ILogger Logger { get; }
     public CommandTable Commands { get; }
@@ -62,6 +85,8 @@ internal sealed class ServerState
     /// for the common one-key cases, else one conditional batch. False when a condition failed (nothing written).</summary>
     public ValueTask<bool> CommitAsync(KeyspaceView view, IReadOnlyDictionary<byte[], long>? watched = null)
     {
+        if (Node is not null)
+            return view.HasWrites ? CommitReplicatedAsync(Node, view.BuildReplicatedBatch(watched)) : new ValueTask<bool>(view.ReadsStillHold(watched));
         if ((watched is null || watched.Count == 0) && view.SingleKeyWrite() is var (key, value, expected))
         {
             var synced = Durability == Durability.Synced;
@@ -84,12 +109,55 @@ internal sealed class ServerState
         }
     }
 
+    /// <summary>One Raft log entry for the command's writes and conditions; false when a condition failed at its log
+    /// position (the command runs again after a new read barrier).</summary>
+    private static async ValueTask<bool> CommitReplicatedAsync(ReplicatedStore node, ReplicatedBatch batch)
+    {
+        try
+        {
+            return await node.WriteAsync(batch).ConfigureAwait(false);
+        }
+        catch (Exception e) when (ClusterError(e) is { } line)
+        {
+            throw new ReplyErrorException(line, e);
+        }
+    }
+
+    /// <summary>Waits until this node applied every write committed before the call (linearizable reads).</summary>
+    public async ValueTask ReadBarrierAsync()
+    {
+        try
+        {
+            await Node!.ReadBarrierAsync().ConfigureAwait(false);
+        }
+        catch (Exception e) when (ClusterError(e) is { } line)
+        {
+            throw new ReplyErrorException(line, e);
+        }
+    }
+
+    /// <summary>The Redis error line for a replication failure (cluster contract): CLUSTERDOWN when nothing can have been
+    /// applied, TRYAGAIN when the write may have been.</summary>
+    public static string? ClusterError(Exception e) => e switch
+    {
+        TimeoutException => "CLUSTERDOWN " + e.Message,
+        ReplicationOutcomeUnknownException => "TRYAGAIN outcome unknown: " + e.Message,
+        ReplicatedCommandException => "ERR " + e.Message,
+        ObjectDisposedException => "CLUSTERDOWN this node is stopping",
+        _ => null,
+    };
+
     /// <summary>An exception from the engine as a Redis error line.</summary>
     public static string ErrorText(Exception e)
     {
+        if (e is ReplyErrorException) return e.Message;
         var message = e.Message;
         var parameter = message.IndexOf(" (Parameter '", StringComparison.Ordinal);
         if (parameter > 0) message = message[..parameter];
         return e is IOException ? $"ERR I/O error: {message}" : $"ERR {message}";
     }
 }
+
+/// <summary>A failure whose message is the whole Redis error line (e.g. "CLUSTERDOWN ..."). An
+/// <see cref="InvalidOperationException"/>, so the command paths that answer engine errors answer it too.</summary>
+internal sealed class ReplyErrorException(string line, Exception? inner = null) : InvalidOperationException(line, inner);

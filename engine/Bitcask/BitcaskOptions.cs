@@ -59,6 +59,13 @@ public sealed record BitcaskOptions
     /// <summary>Clock for TTLs. Default: <see cref="TimeProvider.System"/>.</summary>
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
+    /// <summary>Let the store itself write what time decides: a tombstone for every key whose time to live ran out, and a
+    /// revoke for every lease not kept alive in time (a sweep every 250 ms of <see cref="TimeProvider"/>). Default: true.
+    /// A replicated store sets it to false: there the leader decides expiry and replicates it as log entries, so every
+    /// node writes the same records at the same log position (reads still hide expired keys by <see cref="TimeProvider"/>,
+    /// and leases then end only when revoked).</summary>
+    public bool ExpireInBackground { get; init; } = true;
+
     /// <summary>Where the engine logs; silent when null. Default: null.</summary>
     public ILoggerFactory? LoggerFactory { get; init; }
 

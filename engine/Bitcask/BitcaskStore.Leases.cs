@@ -136,6 +136,15 @@ public sealed partial class BitcaskStore
         }
     }
 
+    /// <summary>Up to <paramref name="max"/> live keys whose expiry is at or before <paramref name="nowMs"/> (Unix ms):
+    /// what a replicated store's leader proposes to delete (<see cref="BitcaskOptions.ExpireInBackground"/> off).</summary>
+    internal List<byte[]> CollectExpiredKeys(long nowMs, int max)
+    {
+        var expired = new List<byte[]>();
+        if (_keyDir.HasExpiringEntries) _keyDir.CollectExpired(nowMs, expired, max);
+        return expired;
+    }
+
     /// <summary>Test seam: runs one expiry sweep now.</summary>
     internal void SweepExpiredForTests() => _sweeper?.Run();
 }

@@ -63,7 +63,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _commit, hints, logger);
             _writer.LeaseTable = _leases;
             _writer.Watchers = _watchers;
-            _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
+            if (options.ExpireInBackground) _sweeper = new ExpirySweeper(options.TimeProvider, SweepExpired);
             _background = new BackgroundWork(options, logger, _keyDir, _segments, _writer, _commit, hints, _compactor,
                 () => Volatile.Read(ref _disposed) != 0, ThrowIfDisposed) { BeforeCompaction = () => _sweeper?.RunNow(), StoreDirectory = directory };
         }

@@ -17,7 +17,8 @@ internal sealed class CommandTable
 
     public static CommandTable Create() => new([
         .. ConnectionCommands.All(), .. ServerCommands.All(), .. StringCommands.All(), .. KeyCommands.All(),
-        .. HashCommands.All(), .. TransactionCommands.All(), .. PubSubCommands.All(), .. ScriptCommands.All()]);
+        .. HashCommands.All(), .. TransactionCommands.All(), .. PubSubCommands.All(), .. ScriptCommands.All(),
+        .. ClusterCommands.All()]);
 
     public IReadOnlyCollection<CommandSpec> All => _byName.Values;
 

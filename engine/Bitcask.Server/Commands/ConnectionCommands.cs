@@ -143,7 +143,7 @@ internal static class ConnectionCommands
         c.Reply.Bulk("mode"u8);
         c.Reply.Bulk("standalone"u8);
         c.Reply.Bulk("role"u8);
-        c.Reply.Bulk("master"u8);
+        c.Reply.Bulk(ClusterCommands.RoleName(c.Server));
         c.Reply.Bulk("modules"u8);
         c.Reply.Array(0);
     }

@@ -116,6 +116,9 @@ internal static class ServerCommands
                         .Append($"pubsub_channels:{server.PubSub.ChannelCount}\r\n")
                         .Append($"pubsub_patterns:{server.PubSub.PatternCount}\r\n");
                     break;
+                case "replication" when server.Node is not null:
+                    ClusterCommands.AppendReplicationInfo(text, server);
+                    break;
                 case "replication":
                     text.Append("# Replication\r\n")
                         .Append("role:master\r\n")
