@@ -112,15 +112,17 @@ internal sealed class ClusterHarness : IDisposable
             .Select(l => l.Split(':', 2)).GroupBy(p => p[0]).ToDictionary(g => g.Key, g => g.First()[1]);
     }
 
-    /// <summary>BITCASK.RAFT STATUS of node i as field → value (a RESP map or a flat array of pairs).</summary>
-    public Dictionary<string, string> Status(int i)
+    /// <summary>BITCASK.RAFT STATUS of node i as field → value (nested lists joined with commas).</summary>
+    public Dictionary<string, string> Status(int i) => Fields(i, Call(i, "BITCASK.RAFT", "STATUS"), "BITCASK.RAFT STATUS");
+
+    /// <summary>A RESP3 map or a RESP2 flat array of pairs as field → text.</summary>
+    private static Dictionary<string, string> Fields(int i, object? reply, string command)
     {
-        var reply = Call(i, "BITCASK.RAFT", "STATUS");
         var pairs = reply switch
         {
             RespMap map => map.Pairs.Select(p => (Key: Text(p.Key), Value: Text(p.Value))).ToList(),
             List<object?> flat => [.. Enumerable.Range(0, flat.Count / 2).Select(k => (Key: Text(flat[2 * k]), Value: Text(flat[2 * k + 1])))],
-            _ => throw new InvalidDataException($"BITCASK.RAFT STATUS on node {i} answered {reply}"),
+            _ => throw new InvalidDataException($"{command} on node {i} answered {reply}"),
         };
         return pairs.GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.First().Value);
     }
@@ -133,12 +135,11 @@ internal sealed class ClusterHarness : IDisposable
         _ => Convert.ToString(value, CultureInfo.InvariantCulture) ?? "",
     };
 
-    /// <summary>BITCASK.RAFT DIGEST of node i: a hash of its user keyspace at its applied index.</summary>
-    public string Digest(int i)
+    /// <summary>BITCASK.RAFT DIGEST of node i: its applied index and a hash of its user keyspace at that index.</summary>
+    public (long Applied, string Digest) Digest(int i)
     {
-        var reply = Call(i, "BITCASK.RAFT", "DIGEST");
-        if (reply is RespError error) throw new InvalidOperationException($"BITCASK.RAFT DIGEST on node {i}: -{error.Message}");
-        return Text(reply);
+        var fields = Fields(i, Call(i, "BITCASK.RAFT", "DIGEST"), "BITCASK.RAFT DIGEST");
+        return (long.Parse(fields["applied_index"], CultureInfo.InvariantCulture), fields["digest"]);
     }
 
     /// <summary>The node that says role:master, once a majority of the running nodes agree it is the leader.</summary>
@@ -185,7 +186,7 @@ internal sealed class ClusterHarness : IDisposable
         {
             try
             {
-                var views = Nodes.Where(n => n.Up).Select(n => (n.Index, Applied: Status(n.Index).GetValueOrDefault("applied_index", "?"), Digest: Digest(n.Index))).ToList();
+                var views = Nodes.Where(n => n.Up).Select(n => (n.Index, Value: Digest(n.Index))).Select(v => (v.Index, v.Value.Applied, v.Value.Digest)).ToList();
                 last = string.Join("; ", views.Select(v => $"node {v.Index}: applied {v.Applied}, digest {v.Digest}"));
                 if (views.Select(v => v.Applied).Distinct().Count() == 1 && views.Select(v => v.Digest).Distinct().Count() == 1 && views.Count == Nodes.Count(n => n.Up))
                 {
