@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using Bitcask.Server.Tests.Infrastructure;
 
 namespace Bitcask.Server.Tests;
 
