@@ -56,6 +56,7 @@ internal static partial class Commands
         root.Add(Backup(c));
         root.Add(Bench(c));
         root.Add(Serve(c));
+        root.Add(Cluster(c));
         root.Add(GenerateSamples(c));
         return root;
     }

@@ -23,12 +23,15 @@ internal static partial class Commands
         var timeout = new Option<int>("--timeout") { Description = "Close a client idle this many seconds (0 = never; subscribers are exempt).", DefaultValueFactory = _ => 0 };
         var allowFlush = new Option<bool>("--allow-flush") { Description = "Let FLUSHDB/FLUSHALL delete every key (refused otherwise)." };
         var notify = new Option<string>("--notify-keyspace-events") { Description = "Keyspace notifications at start, as Redis's notify-keyspace-events (e.g. KEA).", DefaultValueFactory = _ => "" };
+        var cluster = new ClusterFlags();
         var cmd = new Command("serve", Help(
             "Serve the store over the Redis protocol (RESP2/RESP3) until SIGTERM or Ctrl-C, then stop accepting, finish the " +
             "commands in flight, sync and close. redis-cli, StackExchange.Redis and the packages built on them work unchanged.",
             "bitcask serve /var/lib/myservice/kv", "bitcask serve /var/lib/myservice/kv --port 6390 --durability Flushed",
-            $"{PasswordVariable}=s3cret bitcask serve /var/lib/myservice/kv --bind 0.0.0.0"))
+            $"{PasswordVariable}=s3cret bitcask serve /var/lib/myservice/kv --bind 0.0.0.0",
+            "bitcask serve node1 --port 6381 --cluster-id demo --node 127.0.0.1:7001 --peers 127.0.0.1:7002,127.0.0.1:7003"))
         { dir, port, bind, durability, passwordFile, maxClients, timeout, allowFlush, notify };
+        foreach (var option in cluster.All) cmd.Add(option);
         cmd.SetAction(r => Guard(c, () =>
         {
             if (!IPAddress.TryParse(r.GetValue(bind), out var address))
@@ -47,6 +50,8 @@ internal static partial class Commands
             };
             if (!IPAddress.IsLoopback(address) && password is null)
                 throw new CliError($"refusing to listen on {address} without a password: give --requirepass-file FILE or set {PasswordVariable}, or bind 127.0.0.1");
+            if (r.GetValue(cluster.ClusterId) is not null)
+                return ServeCluster(c, r, cluster, r.GetValue(dir)!, serverOptions, r.GetValue(durability));
             using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
                 .SetMinimumLevel(LogLevel.Information));
             var storeOptions = new BitcaskOptions { Durability = r.GetValue(durability), LoggerFactory = loggerFactory };
