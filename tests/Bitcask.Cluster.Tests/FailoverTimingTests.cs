@@ -18,7 +18,7 @@ public class FailoverTimingTests(ITestOutputHelper output)
     [Fact]
     public void Failover_from_kill_9_of_the_leader_to_the_first_write_through_the_new_leader_is_measured_over_10_kills()
     {
-        using var cluster = new ClusterHarness("failover", output, 3);
+        using var cluster = new ClusterHarness("failover", output, 3, useProxy: false);
         var times = new List<double>();
         try
         {

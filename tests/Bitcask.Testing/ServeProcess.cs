@@ -113,7 +113,7 @@ public sealed class ServeProcess : IDisposable
     {
         lock (_recent)
         {
-            _recent.Enqueue(line);
+            _recent.Enqueue(line.Length > 300 ? line[..300] + " …" : line);
             while (_recent.Count > 60) _recent.Dequeue();
         }
     }

@@ -28,8 +28,15 @@ internal sealed class ClusterHarness : IDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
 
     public ClusterHarness(string clusterId, ITestOutputHelper? log, int size = 3, params string[] extraArguments)
+        : this(clusterId, log, size, useProxy: true, extraArguments)
+    {
+    }
+
+    /// <param name="useProxy">false: no proxy, each node's --node is its own listener (tests that need no partition).</param>
+    public ClusterHarness(string clusterId, ITestOutputHelper? log, int size, bool useProxy, params string[] extraArguments)
     {
         ClusterId = clusterId;
+        UsesProxy = useProxy;
         _log = log;
         _extraArguments = extraArguments;
         Nodes = [.. Enumerable.Range(0, size).Select(i => new Node(i, TestEnvironment.FreePort(), TestEnvironment.FreePort(), TestEnvironment.NewDirectory($"node{i}")))];
@@ -37,12 +44,13 @@ internal sealed class ClusterHarness : IDisposable
     }
 
     public string ClusterId { get; }
+    public bool UsesProxy { get; }
     public IReadOnlyList<Node> Nodes { get; }
     public LinkProxy Proxy { get; }
     public IReadOnlyList<int> RespPorts => [.. Nodes.Select(n => n.RespPort)];
 
     /// <summary>Node i's identity: its address in the membership (the proxy in front of it).</summary>
-    public string Address(int i) => $"127.0.0.1:{Proxy.ProxyPort(i)}";
+    public string Address(int i) => $"127.0.0.1:{(UsesProxy ? Proxy.ProxyPort(i) : Nodes[i].ListenPort)}";
 
     public void Log(string message) => _log?.WriteLine($"[{_clock.Elapsed.TotalSeconds,7:0.000}] {message}");
 
@@ -52,7 +60,7 @@ internal sealed class ClusterHarness : IDisposable
         return [node.Directory, "--port", node.RespPort.ToString(CultureInfo.InvariantCulture), "--durability", "Synced",
             "--cluster-id", ClusterId, "--node", Address(i),
             "--peers", string.Join(',', Enumerable.Range(0, Nodes.Count).Where(j => j != i).Select(Address)),
-            "--node-listen", $"127.0.0.1:{node.ListenPort}", .. _extraArguments];
+            .. (UsesProxy ? (string[])["--node-listen", $"127.0.0.1:{node.ListenPort}"] : []), .. _extraArguments];
     }
 
     /// <summary>Starts every node that is down and waits for their Ready lines.</summary>
@@ -60,6 +68,7 @@ internal sealed class ClusterHarness : IDisposable
     {
         foreach (var node in Nodes.Where(n => !n.Up)) Launch(node.Index);
         foreach (var node in Nodes) node.Process!.WaitReady();
+        Log("all nodes ready");
     }
 
     /// <summary>Starts node i (again) and waits for its Ready line.</summary>
@@ -165,7 +174,11 @@ internal sealed class ClusterHarness : IDisposable
             if (masters.Count == 1)
             {
                 var leader = masters[0].Node;
-                if (views.Count(v => Names(v.Leader, leader)) * 2 > Nodes.Count) return leader;
+                if (views.Count(v => Names(v.Leader, leader)) * 2 > Nodes.Count)
+                {
+                    Log($"leader: node {leader} (waited {deadline.ElapsedMilliseconds} ms)");
+                    return leader;
+                }
             }
             Thread.Sleep(50);
         }

@@ -11,14 +11,16 @@ namespace Bitcask.Cluster.Tests.Infrastructure;
 /// finding the connection's source port in /proc/net/tcp(6), and that socket's inode among /proc/PID/fd of the node
 /// processes. A blackholed link's open connections are closed and new ones are accepted and held without forwarding a
 /// byte (the peer sees silence, as behind a dropped route) until <see cref="HealAll"/>, which closes them so the nodes
-/// reconnect. A connection whose opener cannot be identified counts as from "unknown": blocked when any link into its
-/// target is blackholed. Thread-safe.
+/// reconnect. Without a blackhole a new connection is forwarded at once and identified meanwhile. A connection whose
+/// opener cannot be identified (e.g. one its caller already gave up on) counts as from "unknown": blocked when any link
+/// into its target is blackholed. Thread-safe.
 /// </summary>
 internal sealed class LinkProxy : IDisposable
 {
-    private sealed class Link(int? from, int to, Socket inbound)
+    private sealed class Link(int to, Socket inbound)
     {
-        public int? From { get; } = from;
+        /// <summary>The node that opened the link (null: not known, or not yet).</summary>
+        public int? From { get; set; }
         public int To { get; } = to;
         public Socket Inbound { get; } = inbound;
         public Socket? Outbound { get; set; }
@@ -120,32 +122,50 @@ internal sealed class LinkProxy : IDisposable
     private async Task Handle(Socket inbound, int to)
     {
         inbound.NoDelay = true;
-        var from = Identify(((IPEndPoint)inbound.RemoteEndPoint!).Port, ProxyPort(to));
-        if (from is null) Interlocked.Increment(ref _unidentified);
-        var link = new Link(from, to, inbound);
-        bool hold;
+        var sourcePort = ((IPEndPoint)inbound.RemoteEndPoint!).Port;
+        var link = new Link(to, inbound);
+        bool partitioned;
         lock (_gate)
         {
-            hold = Blocked(from, to);
             _links.Add(link);
+            partitioned = _blocked.Count > 0;
         }
         try
         {
-            if (hold)
+            if (partitioned)
             {
-                Interlocked.Increment(ref _held);
-                // Hold: read and drop nothing, answer nothing, until a heal or the peer gives up.
-                var buffer = new byte[1];
-                while (await inbound.ReceiveAsync(buffer, SocketFlags.Peek, _stop.Token) > 0) await Task.Delay(100, _stop.Token);
-                return;
+                // While a blackhole is in place, find out who is calling before forwarding a byte.
+                link.From = await IdentifyAsync(sourcePort, to);
+                bool hold;
+                lock (_gate) hold = Blocked(link.From, to);
+                if (hold)
+                {
+                    Interlocked.Increment(ref _held);
+                    // Hold: read nothing, answer nothing, until a heal closes it or the peer gives up.
+                    var buffer = new byte[1];
+                    while (await inbound.ReceiveAsync(buffer, SocketFlags.Peek, _stop.Token) > 0) await Task.Delay(100, _stop.Token);
+                    return;
+                }
+            }
+            else
+            {
+                // No blackhole: forward at once (connection setup adds no latency to elections) and identify the
+                // caller meanwhile; a blackhole set before that finishes cuts the link if its caller is not known.
+                _ = Task.Run(async () =>
+                {
+                    var from = await IdentifyAsync(sourcePort, to);
+                    bool cut;
+                    lock (_gate)
+                    {
+                        link.From = from;
+                        cut = Blocked(from, to);
+                    }
+                    if (cut) link.Close();
+                });
             }
             var outbound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            link.Outbound = outbound;
+            lock (_gate) link.Outbound = outbound;
             await outbound.ConnectAsync(IPAddress.Loopback, _targetPort(to), _stop.Token);
-            lock (_gate)
-            {
-                if (Blocked(from, to)) return; // cut while connecting
-            }
             using var upstream = new NetworkStream(outbound, ownsSocket: false);
             using var downstream = new NetworkStream(inbound, ownsSocket: false);
             var a = upstream.CopyToAsync(downstream, _stop.Token);
@@ -161,6 +181,18 @@ internal sealed class LinkProxy : IDisposable
             lock (_gate) _links.Remove(link);
             link.Close();
         }
+    }
+
+    /// <summary><see cref="Identify"/>, retried briefly (the caller's socket can be a moment away from its fd table).</summary>
+    private async Task<int?> IdentifyAsync(int sourcePort, int to)
+    {
+        for (var attempt = 0; attempt < 3; attempt++)
+        {
+            if (Identify(sourcePort, ProxyPort(to)) is { } from) return from;
+            await Task.Delay(5);
+        }
+        Interlocked.Increment(ref _unidentified);
+        return null;
     }
 
     /// <summary>Which node process has the client end of the loopback connection from <paramref name="sourcePort"/> to
