@@ -65,7 +65,7 @@ public class ClusterFaultTests(ITestOutputHelper output)
                 cluster.Proxy.HealAll();
                 cluster.Log("healed");
             }
-            while (soak is { } s && clock.Elapsed < s);
+            while (rounds < 2 || (soak is { } s && clock.Elapsed < s)); // 2 rounds: the leader, then a follower partitioned
             Thread.Sleep(1000);
             var history = workload.Stop();
             cluster.Log($"workload stopped after {rounds} fault rounds: {RegisterWorkload.Describe(history, workload.Errors)}; proxy {cluster.Proxy.Counters}");
@@ -101,9 +101,23 @@ public class ClusterFaultTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public void A_node_down_through_several_snapshots_catches_up_by_snapshot_install_and_converges()
+    public void A_node_down_through_several_snapshots_catches_up_by_snapshot_install_and_converges() => SnapshotCatchUp(useProxy: false);
+
+    /// <summary>
+    /// The same through the partition proxy (no blackhole: it only forwards, so a link is a little slower): in 2 of 3
+    /// runs on the shared 2-core machine the leader's snapshot request times out while the follower installs it (the
+    /// leader logs "Cluster member ... is unavailable: OperationCanceledException" in the second the follower logs
+    /// "Installing snapshot at index 325"), and from then on every AppendEntries to that follower times out after 10 s
+    /// ("Replication of ... is failed. Retry replication from entry 0" every 10 s): the follower stays at the snapshot
+    /// index for good, digests never converge. A follower whose snapshot install the leader gave up on must still catch
+    /// up. Replication bug (engine/Bitcask.Replication or DotNext), reported to the lead.
+    /// </summary>
+    [Fact(Skip = "replication bug: after a snapshot install the leader timed out on, the follower answers no AppendEntries and stays at the snapshot index (2 of 3 runs through the proxy); see the summary")]
+    public void A_node_whose_snapshot_install_the_leader_timed_out_on_still_catches_up() => SnapshotCatchUp(useProxy: true);
+
+    private void SnapshotCatchUp(bool useProxy)
     {
-        using var cluster = new ClusterHarness("snapshots", output, 3, useProxy: false, "--snapshot-interval", "25");
+        using var cluster = new ClusterHarness("snapshots", output, 3, useProxy, "--snapshot-interval", "25");
         try
         {
             cluster.StartAll();
