@@ -15,6 +15,9 @@ internal static class Command
     internal const byte KindBatch = 1;
     internal const byte KindIncrement = 2;
     internal const byte KindExpire = 3;
+    internal const byte KindLeaseGrant = 4;
+    internal const byte KindLeaseKeepAlive = 5;
+    internal const byte KindLeaseRevoke = 6;
 
     internal const byte CondVersion = 1;
     internal const byte CondAbsent = 2;
@@ -24,6 +27,7 @@ internal static class Command
     internal const byte OpPut = 1;
     internal const byte OpDelete = 2;
     internal const byte OpPutExpiring = 3;
+    internal const byte OpPutLease = 4;
 
     /// <summary>Most keys in one expire entry.</summary>
     internal const int MaxExpireKeys = 1000;
@@ -34,6 +38,74 @@ internal static class Command
 
     /// <summary>Every key the replication layer keeps for itself starts with this.</summary>
     internal static ReadOnlySpan<byte> ReservedPrefix => "\0raft:"u8;
+
+    /// <summary>"\0raft:lease:" + id (i64 LE): a live lease; value ttl_ms:i64 renewed_ms:i64 (log clock of its grant or
+    /// newest keep-alive).</summary>
+    internal static ReadOnlySpan<byte> LeasePrefix => "\0raft:lease:"u8;
+
+    /// <summary>"\0raft:lk:" + id + key: key is attached to lease id (empty value).</summary>
+    internal static ReadOnlySpan<byte> AttachPrefix => "\0raft:lk:"u8;
+
+    /// <summary>"\0raft:kl:" + key: the lease key is attached to (value id:i64).</summary>
+    internal static ReadOnlySpan<byte> KeyLeasePrefix => "\0raft:kl:"u8;
+
+    internal static byte[] LeaseKey(long id) => Concat(LeasePrefix, id, default);
+    internal static byte[] AttachKey(long id, ReadOnlySpan<byte> key) => Concat(AttachPrefix, id, key);
+    internal static byte[] AttachPrefixOf(long id) => Concat(AttachPrefix, id, default);
+    internal static byte[] KeyLeaseKey(ReadOnlySpan<byte> key)
+    {
+        var bytes = new byte[KeyLeasePrefix.Length + key.Length];
+        KeyLeasePrefix.CopyTo(bytes);
+        key.CopyTo(bytes.AsSpan(KeyLeasePrefix.Length));
+        return bytes;
+    }
+
+    private static byte[] Concat(ReadOnlySpan<byte> prefix, long id, ReadOnlySpan<byte> key)
+    {
+        var bytes = new byte[prefix.Length + 8 + key.Length];
+        prefix.CopyTo(bytes);
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(prefix.Length), id);
+        key.CopyTo(bytes.AsSpan(prefix.Length + 8));
+        return bytes;
+    }
+
+    /// <summary>A lease command: grant (arg = ttl ms), keep-alive (arg = id) or revoke (arg = id; <paramref name="seenRenewedMs"/>
+    /// = the renewal the proposer saw, -1 = revoke whatever it is).</summary>
+    internal static byte[] EncodeLease(byte kind, long arg, long seenRenewedMs = -1)
+    {
+        var bytes = new byte[kind == KindLeaseRevoke ? 18 : 10];
+        bytes[0] = FormatVersion;
+        bytes[1] = kind;
+        BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(2), arg);
+        if (kind == KindLeaseRevoke) BinaryPrimitives.WriteInt64LittleEndian(bytes.AsSpan(10), seenRenewedMs);
+        return bytes;
+    }
+
+    /// <summary>A live lease's record: its ttl and the log clock of its grant or newest keep-alive.</summary>
+    internal static (long TtlMs, long RenewedMs)? ReadLease(BitcaskStore store, long id) =>
+        store.Get(LeaseKey(id)) is { Length: 16 } v
+            ? (BinaryPrimitives.ReadInt64LittleEndian(v), BinaryPrimitives.ReadInt64LittleEndian(v.AsSpan(8)))
+            : null;
+
+    private static byte[] LeaseValue(long ttlMs, long renewedMs)
+    {
+        var v = new byte[16];
+        BinaryPrimitives.WriteInt64LittleEndian(v, ttlMs);
+        BinaryPrimitives.WriteInt64LittleEndian(v.AsSpan(8), renewedMs);
+        return v;
+    }
+
+    /// <summary>A write of <paramref name="key"/> that is not attached to <paramref name="keepLease"/> ends the key's
+    /// attachment to the lease it had (etcd: a put without the lease detaches the key).</summary>
+    private static void Detach(BitcaskStore store, ReadOnlySpan<byte> key, WriteBatch batch, long keepLease = 0)
+    {
+        var link = KeyLeaseKey(key);
+        if (store.Get(link) is not { Length: 8 } old) return;
+        var oldLease = BinaryPrimitives.ReadInt64LittleEndian(old);
+        if (oldLease == keepLease) return;
+        batch.Delete(AttachKey(oldLease, key));
+        if (keepLease == 0) batch.Delete(link);
+    }
 
     internal static void CheckUserKey(ReadOnlySpan<byte> key, string parameter)
     {
@@ -123,6 +195,7 @@ internal static class Command
                     KindBatch => ApplyBatch(store, body, batch, clockMs),
                     KindIncrement => ApplyIncrement(store, body, batch),
                     KindExpire => ApplyExpire(store, body, batch),
+                    KindLeaseGrant or KindLeaseKeepAlive or KindLeaseRevoke => ApplyLease(store, payload[1], body, batch, index, clockMs),
                     _ => CommandResult.Error($"unknown replication command kind {payload[1]}"),
                 };
         }
@@ -175,12 +248,19 @@ internal static class Command
                         var kind = r.U8();
                         CheckWireKey(r.Key());
                         if (kind == OpPut) r.Bytes(checked((int)r.U32()));
-                        else if (kind == OpPutExpiring) { r.Bytes(checked((int)r.U32())); r.I64(); }
+                        else if (kind is OpPutExpiring or OpPutLease) { r.Bytes(checked((int)r.U32())); r.I64(); }
                         else if (kind != OpDelete) throw new FormatException($"operation kind {kind}");
                     }
                     break;
                 case KindIncrement:
                     CheckWireKey(r.Key());
+                    r.I64();
+                    break;
+                case KindLeaseGrant or KindLeaseKeepAlive:
+                    if (r.I64() <= 0) throw new FormatException("a lease ttl or id must be positive");
+                    break;
+                case KindLeaseRevoke:
+                    if (r.I64() <= 0) throw new FormatException("a lease id must be positive");
                     r.I64();
                     break;
                 case KindExpire:
@@ -241,17 +321,32 @@ internal static class Command
             {
                 case OpPut:
                     var value = r.Bytes(checked((int)r.U32()));
+                    Detach(store, key, batch);
                     batch.Put(key, value);
                     break;
                 case OpPutExpiring:
                     var expiring = r.Bytes(checked((int)r.U32()));
                     var expiresAt = r.I64();
+                    Detach(store, key, batch);
                     // An expiry already past by the log clock is a delete, decided the same way on every node.
                     if (expiresAt <= clockMs) batch.Delete(key);
                     else batch.Put(key, expiring, DateTimeOffset.FromUnixTimeMilliseconds(expiresAt));
                     break;
+                case OpPutLease:
+                    var leased = r.Bytes(checked((int)r.U32()));
+                    var lease = r.I64();
+                    if (ReadLease(store, lease) is null)
+                        return CommandResult.Error($"lease {lease} not found (revoked or expired)");
+                    Detach(store, key, batch, keepLease: lease);
+                    batch.Put(key, leased);
+                    batch.Put(AttachKey(lease, key), default);
+                    var id = new byte[8];
+                    BinaryPrimitives.WriteInt64LittleEndian(id, lease);
+                    batch.Put(KeyLeaseKey(key), id);
+                    break;
                 case OpDelete:
                     if (holds && store.ContainsKey(key)) existed++;
+                    Detach(store, key, batch);
                     batch.Delete(key);
                     break;
                 default: throw new FormatException($"operation kind {kind}");
@@ -272,6 +367,7 @@ internal static class Command
         {
             var key = r.Key();
             if (store.GetInfo(key) is not null) continue;
+            Detach(store, key, batch);
             batch.Delete(key);
             deleted++;
         }
@@ -291,8 +387,42 @@ internal static class Command
         long next;
         try { next = checked(current + delta); }
         catch (OverflowException) { return CommandResult.Error("increment or decrement would overflow"); }
+        Detach(store, key, batch);
         batch.Put(key, Encoding.ASCII.GetBytes(next.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         return CommandResult.Ok(next);
+    }
+
+    /// <summary>Grant: the lease's id is the entry's index (unique, the same on every node). Keep-alive: the lease's
+    /// renewal becomes the log clock. Revoke: the lease and every key attached to it are deleted in this entry's batch
+    /// (a revoke proposed for expiry carries the renewal the leader saw: a keep-alive applied since wins).</summary>
+    private static CommandResult ApplyLease(BitcaskStore store, byte kind, ReadOnlySpan<byte> p, WriteBatch batch, long index, long clockMs)
+    {
+        var r = new Reader(p);
+        var arg = r.I64();
+        var seen = kind == KindLeaseRevoke ? r.I64() : -1;
+        r.End();
+        if (kind == KindLeaseGrant)
+        {
+            batch.Put(LeaseKey(index), LeaseValue(arg, clockMs));
+            return CommandResult.Ok(index);
+        }
+        if (ReadLease(store, arg) is not { } lease) return CommandResult.Ok(0);
+        if (kind == KindLeaseKeepAlive)
+        {
+            batch.Put(LeaseKey(arg), LeaseValue(lease.TtlMs, clockMs));
+            return CommandResult.Ok(1);
+        }
+        if (seen >= 0 && seen != lease.RenewedMs) return CommandResult.Ok(0);
+        var prefix = AttachPrefixOf(arg);
+        foreach (var attach in store.Keys(prefix))
+        {
+            var key = attach.AsSpan(prefix.Length);
+            batch.Delete(key);
+            batch.Delete(KeyLeaseKey(key));
+            batch.Delete(attach);
+        }
+        batch.Delete(LeaseKey(arg));
+        return CommandResult.Ok(1);
     }
 
     /// <summary>Redis INCRBY's rule: optional '-', then 1–19 ASCII digits, no spaces or '+', no leading zeros.</summary>

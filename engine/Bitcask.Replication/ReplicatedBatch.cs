@@ -75,6 +75,22 @@ public sealed class ReplicatedBatch
         return this;
     }
 
+    /// <summary>Adds a put of <paramref name="value"/> attached to lease <paramref name="leaseId"/>
+    /// (<see cref="ReplicatedStore.GrantLeaseAsync"/>): the key is deleted when the lease is revoked or expires, unless
+    /// it is written again without the lease first. The whole entry fails (<see cref="ReplicatedCommandException"/>)
+    /// when the lease is gone at its log position.</summary>
+    public ReplicatedBatch Put(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long leaseId)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        WriteOp(Command.OpPutLease, key);
+        BinaryPrimitives.WriteUInt32LittleEndian(_ops.GetSpan(4), (uint)value.Length);
+        _ops.Advance(4);
+        _ops.Write(value);
+        BinaryPrimitives.WriteInt64LittleEndian(_ops.GetSpan(8), leaseId);
+        _ops.Advance(8);
+        return this;
+    }
+
     /// <summary>Adds a put of UTF-8 strings.</summary>
     public ReplicatedBatch Put(string key, string value) => Put(Encoding.UTF8.GetBytes(key), Encoding.UTF8.GetBytes(value));
 

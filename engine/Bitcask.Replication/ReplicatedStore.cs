@@ -248,6 +248,37 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
+    // ---- leases ----
+
+    /// <summary>Grants a lease (etcd semantics, replicated): keys put with it (<see cref="ReplicatedBatch.Put(ReadOnlySpan{byte}, ReadOnlySpan{byte}, long)"/>)
+    /// are deleted, on every node at the same log position, when it is revoked or when the leader sees it not kept
+    /// alive (<see cref="KeepAliveAsync"/>) within <paramref name="timeToLive"/>. A newly elected leader first gives
+    /// every lease a full time to live from its election. Returns the lease id (the grant's log index).</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The time to live is under 1 ms.</exception>
+    public async Task<long> GrantLeaseAsync(TimeSpan timeToLive, CancellationToken token = default)
+    {
+        var ms = (long)Math.Ceiling(timeToLive.TotalMilliseconds);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ms, 1, nameof(timeToLive));
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseGrant, ms), token).ConfigureAwait(false)).Value;
+    }
+
+    /// <summary>Renews the lease to a full time to live from now (a log entry). False when it is gone.</summary>
+    public async Task<bool> KeepAliveAsync(long leaseId, CancellationToken token = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseKeepAlive, leaseId), token).ConfigureAwait(false)).Value == 1;
+    }
+
+    /// <summary>Revokes the lease: it and every key attached to it are deleted in one log entry. False when it was gone.</summary>
+    public async Task<bool> RevokeLeaseAsync(long leaseId, CancellationToken token = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(leaseId);
+        return (await ProposeAsync(Command.EncodeLease(Command.KindLeaseRevoke, leaseId), token).ConfigureAwait(false)).Value == 1;
+    }
+
+    /// <summary>Whether the lease is live in this node's store as it is.</summary>
+    public bool LeaseExists(long leaseId) => _machine.Read(s => Command.ReadLease(s, leaseId) is not null);
+
     // ---- reads ----
 
     /// <summary>Linearizable read: sees every write that completed (anywhere) before the call.</summary>
@@ -299,9 +330,9 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     await _cluster.ApplyReadBarrierAsync(type, cts.Token).ConfigureAwait(false);
                     return;
                 }
-                catch (QuorumUnreachableException)
+                catch (Exception e) when (e is QuorumUnreachableException or DotNext.Net.Cluster.MemberUnavailableException)
                 {
-                    // no leader known yet (an election, or this node just started): wait for one
+                    // no leader known yet (an election, or this node just started), or it cannot be reached: wait for one
                     await Task.Delay(25, cts.Token).ConfigureAwait(false);
                 }
             }
@@ -355,16 +386,43 @@ public sealed class ReplicatedStore : IAsyncDisposable
 
     // ---- expiry ----
 
-    /// <summary>On the leader: every 250 ms, proposes the deletes of the keys its clock says expired (one entry of up to
-    /// <see cref="Command.MaxExpireKeys"/> keys at a time). Followers never expire anything themselves.</summary>
+    /// <summary>On the leader: every 250 ms, proposes the revokes of the leases not kept alive in time and the deletes
+    /// of the keys its clock says expired (one entry of up to <see cref="Command.MaxExpireKeys"/> keys at a time).
+    /// Followers never expire anything themselves. A lease's deadline is its time to live after its newest renewal or
+    /// after this node became leader, whichever is later: a new leader never expires a lease a client may have kept
+    /// alive through the old one, before a full time to live under its own leadership.</summary>
     private async Task ExpiryLoop()
     {
         var token = _stopping.Token;
+        long leaderSince = 0;
         while (!token.IsCancellationRequested)
         {
             try
             {
                 await Task.Delay(250, token).ConfigureAwait(false);
+                if (!IsLeader)
+                {
+                    leaderSince = 0;
+                    continue;
+                }
+                if (leaderSince == 0) leaderSince = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var wall = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+                var since = leaderSince;
+                var due = !_machine.LeasesMayExist ? [] : _machine.Read(s =>
+                {
+                    var list = new List<(long Id, long Renewed)>();
+                    var prefix = Command.LeasePrefix.ToArray();
+                    foreach (var key in s.Keys(prefix))
+                    {
+                        if (key.Length != prefix.Length + 8) continue;
+                        var id = System.Buffers.Binary.BinaryPrimitives.ReadInt64LittleEndian(key.AsSpan(prefix.Length));
+                        if (Command.ReadLease(s, id) is { } lease && Math.Max(lease.RenewedMs, since) + lease.TtlMs <= wall)
+                            list.Add((id, lease.RenewedMs));
+                    }
+                    return list;
+                });
+                foreach (var (id, renewed) in due)
+                    if (IsLeader) await ProposeAsync(Command.EncodeLease(Command.KindLeaseRevoke, id, renewed), token).ConfigureAwait(false);
                 while (IsLeader && !token.IsCancellationRequested)
                 {
                     var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();

@@ -50,6 +50,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         _snapshot = BackupSnapshot.FindNewest(snapshotRoot);
         _store = BitcaskStore.Open(storeDir, _storeOptions);
         _applied = ReadApplied(_store);
+        NoteLeases(_store);
         if (_snapshot is { } s && _applied < s.Index)
         {
             // The store lost writes the log no longer holds (wiped, or a power loss took its unsynced tail after the
@@ -61,6 +62,16 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
 
     /// <summary>Index of the newest entry applied to the store.</summary>
     internal long AppliedIndex => Volatile.Read(ref _applied);
+
+    /// <summary>True once a lease may exist in the store (a grant applied, or found at open or install): until then the
+    /// leader does not scan for expired leases.</summary>
+    internal bool LeasesMayExist => Volatile.Read(ref _leasesMayExist);
+    private bool _leasesMayExist;
+
+    private void NoteLeases(BitcaskStore store)
+    {
+        if (store.Keys(Command.LeasePrefix.ToArray()).Any()) Volatile.Write(ref _leasesMayExist, true);
+    }
 
     /// <summary>The log's clock: the newest leader stamp applied (Unix ms).</summary>
     internal long ClockMs => _clock.Ms;
@@ -115,6 +126,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         CommandResult result;
         _swap.EnterReadLock();
         _clock.Advance(Command.StampOf(payload));
+        if (payload.Length >= 2 && payload[1] == Command.KindLeaseGrant) Volatile.Write(ref _leasesMayExist, true);
         try { result = Command.Apply(_store, payload, entry.Index, _clock.Ms); }
         finally { _swap.ExitReadLock(); }
         Volatile.Write(ref _applied, entry.Index);
@@ -190,6 +202,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             Directory.Move(incoming, _storeDir);
             _store = BitcaskStore.Open(_storeDir, _storeOptions);
             Volatile.Write(ref _applied, ReadApplied(_store));
+            NoteLeases(_store);
         }
         finally { _swap.ExitWriteLock(); }
     }

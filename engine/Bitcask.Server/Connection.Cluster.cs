@@ -11,14 +11,18 @@ internal sealed partial class Connection
     /// <summary>READONLY: this client's reads are served from the node's store as it is (may lag the leader).</summary>
     public bool ReadOnlyMode { get; set; }
 
+
     /// <summary>Waits until this node applied every write committed before the command, unless the command does not touch
     /// the keyspace or only reads on a READONLY connection. False after writing the error reply (CLUSTERDOWN ...).</summary>
-    private async ValueTask<bool> ReadBarrierAsync(CommandSpec spec)
+    private async ValueTask<bool> ReadBarrierAsync(CommandSpec spec, byte[][]? args = null)
     {
         var writes = spec.Has(CommandFlags.Write) || ReferenceEquals(spec, TransactionCommands.Exec)
             || ReferenceEquals(spec, ScriptCommands.Eval) || ReferenceEquals(spec, ScriptCommands.EvalSha);
         var reads = writes || spec.Has(CommandFlags.ReadOnly) || spec.Name == "watch";
         if (!reads || (ReadOnlyMode && !writes)) return true;
+        // A write that reads nothing (SET without NX/XX/GET/KEEPTTL, MSET...) needs no barrier: its reply only says it
+        // committed, and the commit itself is ordered by the log.
+        if (args is not null && IsBlindWrite(spec, args)) return true;
         try
         {
             await _server.ReadBarrierAsync().ConfigureAwait(false);

@@ -346,7 +346,7 @@ internal sealed partial class Connection
         for (var attempt = 0; ; attempt++)
         {
             var mark = _reply.Length;
-            if (_server.Node is not null && !await ReadBarrierAsync(spec).ConfigureAwait(false)) return;
+            if (_server.Node is not null && !await ReadBarrierAsync(spec, args).ConfigureAwait(false)) return;
             _db.Reset();
             context.AfterCommit.Clear();
             context.Args = args;

@@ -41,6 +41,12 @@ internal sealed class KeyspaceView(ServerState server)
 
     public long NowMs => server.NowMs;
 
+    /// <summary>The clients' keys (a replicated node's store also holds the replication layer's "\0raft:" keys).</summary>
+    public IEnumerable<byte[]> Keys() => server.Node is null ? Store.Keys() : Store.Keys().Where(k => !StoredValue.IsEngineKey(k));
+
+    /// <summary>How many keys <see cref="Keys"/> has.</summary>
+    public long Count => server.KeyCount;
+
     public void Reset()
     {
         _readVersions.Clear();
@@ -58,7 +64,7 @@ internal sealed class KeyspaceView(ServerState server)
             return staged.Raw is not null && entry.Raw is not null;
         }
         _buffer.ResetWrittenCount();
-        if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" are the engine's own.");
+        if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" or \"\\0raft:\" are the engine's own.");
         var found = Read(key, out var info);
         entry = found ? new Entry(_buffer.WrittenSpan.ToArray(), info.Version, info.ExpiresAt?.ToUnixTimeMilliseconds() ?? 0) : default;
         return found;
@@ -75,7 +81,7 @@ internal sealed class KeyspaceView(ServerState server)
             raw = entry.Raw;
             return true;
         }
-        if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" are the engine's own.");
+        if (StoredValue.IsEngineKey(key)) throw new ArgumentException("Keys starting with \"\\0bitcask:\" or \"\\0raft:\" are the engine's own.");
         _buffer.ResetWrittenCount();
         var found = Read(key, out _);
         if (found) raw = _buffer.WrittenSpan;

@@ -50,6 +50,16 @@ internal sealed class ServerState
     /// <summary>The replicated node this server fronts; null for a standalone store.</summary>
     public ReplicatedStore? Node { get; }
 
+    /// <summary>The number of clients' keys: the store's count, less the replication layer's own keys on a cluster node.</summary>
+    public long KeyCount
+    {
+        get
+        {
+            var store = Store;
+            return Node is null ? store.Count : store.Count - store.Keys("\0raft:"u8.ToArray()).Count();
+        }
+    }
+
     /// <summary>What the server knows of the other members (their RESP addresses); null when standalone.</summary>
     public ClusterView? Cluster { get; }
 
@@ -121,6 +131,11 @@ internal sealed class ServerState
         {
             throw new ReplyErrorException(line, e);
         }
+        catch (Exception e) when (e is not (ArgumentException or IOException))
+        {
+            // Anything else from the Raft layer: the entry may have been appended, so the client must not assume either way.
+            throw new ReplyErrorException($"TRYAGAIN outcome unknown: {e.GetType().Name}: {e.Message}", e);
+        }
     }
 
     /// <summary>Waits until this node applied every write committed before the call (linearizable reads).</summary>
@@ -133,6 +148,10 @@ internal sealed class ServerState
         catch (Exception e) when (ClusterError(e) is { } line)
         {
             throw new ReplyErrorException(line, e);
+        }
+        catch (Exception e)
+        {
+            throw new ReplyErrorException($"CLUSTERDOWN read barrier failed: {e.GetType().Name}: {e.Message}", e);
         }
     }
 

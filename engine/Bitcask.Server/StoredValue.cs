@@ -15,8 +15,9 @@ internal static class StoredValue
 {
     public static ReadOnlySpan<byte> Tag => [0x00, 0xFF, (byte)'B', (byte)'K'];
 
-    /// <summary>Keys starting with "\0bitcask:" are the engine's own (lease grants): never served.</summary>
-    public static bool IsEngineKey(ReadOnlySpan<byte> key) => key.StartsWith("\0bitcask:"u8);
+    /// <summary>Keys starting with "\0bitcask:" are the engine's own (lease grants), "\0raft:" the replication layer's
+    /// (applied index, leases): never served.</summary>
+    public static bool IsEngineKey(ReadOnlySpan<byte> key) => key.StartsWith("\0bitcask:"u8) || key.StartsWith("\0raft:"u8);
 
     public static ValueType TypeOf(ReadOnlySpan<byte> raw) =>
         raw.Length >= 5 && raw.StartsWith(Tag) && raw[4] == (byte)'H' ? ValueType.Hash : ValueType.String;

@@ -25,6 +25,13 @@ internal sealed class Cluster : IAsyncDisposable
         Members = EndPoints;
     }
 
+    /// <summary>Changes a node's options before it starts (the RESP cluster adds its metadata).</summary>
+    internal Func<int, ReplicationOptions, ReplicationOptions>? Configure;
+
+    /// <summary>A cluster with no node started yet.</summary>
+    internal static Task<Cluster> CreateAsync(int size = 3, long snapshotInterval = 10_000, TimeSpan? operationTimeout = null) =>
+        Task.FromResult(new Cluster(size, snapshotInterval, operationTimeout ?? TimeSpan.FromSeconds(15)));
+
     internal static async Task<Cluster> StartAsync(int size = 3, long snapshotInterval = 10_000, TimeSpan? operationTimeout = null, int initial = 0)
     {
         var c = new Cluster(size, snapshotInterval, operationTimeout ?? TimeSpan.FromSeconds(15));
@@ -51,7 +58,8 @@ internal sealed class Cluster : IAsyncDisposable
     internal string StoreDir(int i) => Path.Combine(_root, $"n{i}", "store");
     internal string LogDir(int i) => Path.Combine(_root, $"n{i}", "raft");
 
-    internal async Task StartNodeAsync(int i) => Nodes[i] = await ReplicatedStore.StartAsync(Options(i));
+    internal async Task StartNodeAsync(int i) =>
+        Nodes[i] = await ReplicatedStore.StartAsync(Configure is null ? Options(i) : Configure(i, Options(i)));
 
     internal async Task StopNodeAsync(int i)
     {

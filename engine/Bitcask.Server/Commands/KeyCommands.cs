@@ -151,7 +151,7 @@ internal static class KeyCommands
         var pattern = c.Arg(1);
         var all = pattern is [(byte)'*'];
         var keys = new List<byte[]>();
-        foreach (var key in c.Db.Store.Keys())
+        foreach (var key in c.Db.Keys())
             if (all || Glob.Match(pattern, key)) keys.Add(key);
         c.Reply.Array(keys.Count);
         foreach (var key in keys) c.Reply.Bulk(key);
@@ -168,7 +168,7 @@ internal static class KeyCommands
         if (!TryCursor(c, 1, out var cursor)) return;
         if (!TryScanOptions(c, 2, allowType: true, out var pattern, out var count, out var type)) return;
         var candidates = new List<(long Hash, byte[] Key)>();
-        foreach (var key in c.Db.Store.Keys())
+        foreach (var key in c.Db.Keys())
         {
             var hash = HashOf(key);
             if (hash >= cursor) candidates.Add((hash, key));

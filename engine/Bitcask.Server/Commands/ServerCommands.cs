@@ -10,7 +10,7 @@ internal static class ServerCommands
         new("info", -1, CommandFlags.None, 0, 0, 0, "server", "Returns information and statistics about the server.", Info),
         new("config", -2, CommandFlags.Admin | CommandFlags.NoScript, 0, 0, 0, "server", "A container for server configuration commands.", Config),
         new("command", -1, CommandFlags.None, 0, 0, 0, "server", "Returns detailed information about all commands.", Command),
-        new("dbsize", 1, CommandFlags.ReadOnly | CommandFlags.Fast, 0, 0, 0, "server", "Returns the number of keys in the database.", c => c.Reply.Integer(c.Db.Store.Count)),
+        new("dbsize", 1, CommandFlags.ReadOnly | CommandFlags.Fast, 0, 0, 0, "server", "Returns the number of keys in the database.", c => c.Reply.Integer(c.Db.Count)),
         new("time", 1, CommandFlags.Fast, 0, 0, 0, "server", "Returns the server time.", Time),
         new("lastsave", 1, CommandFlags.Fast, 0, 0, 0, "server", "Returns the Unix timestamp of the last successful save to disk.",
             c => c.Reply.Integer(DateTimeOffset.UtcNow.ToUnixTimeSeconds())),
@@ -41,7 +41,7 @@ internal static class ServerCommands
             c.Reply.Error($"ERR {c.Name.ToUpperInvariant()} is disabled on this server (start it with --allow-flush to allow deleting every key)");
             return;
         }
-        foreach (var key in c.Db.Store.Keys()) c.Db.Delete(key);
+        foreach (var key in c.Db.Keys()) c.Db.Delete(key);
         c.Reply.Ok();
     }
 
@@ -135,7 +135,7 @@ internal static class ServerCommands
                     break;
                 case "keyspace":
                     text.Append("# Keyspace\r\n");
-                    var count = store.Count;
+                    var count = server.KeyCount;
                     if (count > 0) text.Append($"db0:keys={count},expires=0,avg_ttl=0\r\n");
                     break;
             }
