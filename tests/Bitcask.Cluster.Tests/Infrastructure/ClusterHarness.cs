@@ -35,6 +35,9 @@ internal sealed class ClusterHarness : IDisposable
     /// <param name="useProxy">false: no proxy, each node's --node is its own listener (tests that need no partition).</param>
     public ClusterHarness(string clusterId, ITestOutputHelper? log, int size, bool useProxy, params string[] extraArguments)
     {
+        // The proxy's forwarding runs on the thread pool; the test's own blocking calls must not starve it.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), Math.Max(io, 32));
         ClusterId = clusterId;
         UsesProxy = useProxy;
         _log = log;

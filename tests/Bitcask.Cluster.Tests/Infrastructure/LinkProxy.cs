@@ -11,8 +11,8 @@ namespace Bitcask.Cluster.Tests.Infrastructure;
 /// finding the connection's source port in /proc/net/tcp(6), and that socket's inode among /proc/PID/fd of the node
 /// processes. A blackholed link's open connections are closed and new ones are accepted and held without forwarding a
 /// byte (the peer sees silence, as behind a dropped route) until <see cref="HealAll"/>, which closes them so the nodes
-/// reconnect. Without a blackhole a new connection is forwarded at once and identified meanwhile. A connection whose
-/// opener cannot be identified (e.g. one its caller already gave up on) counts as from "unknown": blocked when any link
+/// reconnect. Without a blackhole a new connection is forwarded at once, unidentified. A connection whose opener is not
+/// known (not identified, or one its caller already gave up on) counts as from "unknown": cut or held when any link
 /// into its target is blackholed. Thread-safe.
 /// </summary>
 internal sealed class LinkProxy : IDisposable
@@ -136,8 +136,11 @@ internal sealed class LinkProxy : IDisposable
         {
             if (partitioned)
             {
-                // While a blackhole is in place, find out who is calling before forwarding a byte.
-                link.From = await IdentifyAsync(sourcePort, to, count: true);
+                // While a blackhole is in place, find out who is calling before forwarding a byte. (Without one, a link
+                // is forwarded at once and never identified: identifying every connection the nodes open costs the
+                // test process enough /proc reads to delay Raft's vote requests past their timeouts. A blackhole cuts
+                // every unidentified link into a node it names; those callers reconnect and are identified then.)
+                link.From = await IdentifyAsync(sourcePort, to);
                 bool hold;
                 lock (_gate) hold = Blocked(link.From, to);
                 if (hold)
@@ -148,22 +151,6 @@ internal sealed class LinkProxy : IDisposable
                     while (await inbound.ReceiveAsync(buffer, SocketFlags.Peek, _stop.Token) > 0) await Task.Delay(100, _stop.Token);
                     return;
                 }
-            }
-            else
-            {
-                // No blackhole: forward at once (connection setup adds no latency to elections) and identify the
-                // caller meanwhile; a blackhole set before that finishes cuts the link if its caller is not known.
-                _ = Task.Run(async () =>
-                {
-                    var from = await IdentifyAsync(sourcePort, to, count: false);
-                    bool cut;
-                    lock (_gate)
-                    {
-                        link.From = from;
-                        cut = Blocked(from, to);
-                    }
-                    if (cut) link.Close();
-                });
             }
             var outbound = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
             lock (_gate) link.Outbound = outbound;
@@ -186,14 +173,14 @@ internal sealed class LinkProxy : IDisposable
     }
 
     /// <summary><see cref="Identify"/>, retried briefly (the caller's socket can be a moment away from its fd table).</summary>
-    private async Task<int?> IdentifyAsync(int sourcePort, int to, bool count)
+    private async Task<int?> IdentifyAsync(int sourcePort, int to)
     {
         for (var attempt = 0; attempt < 3; attempt++)
         {
             if (Identify(sourcePort, ProxyPort(to)) is { } from) return from;
             await Task.Delay(5);
         }
-        if (count) Interlocked.Increment(ref _unidentified);
+        Interlocked.Increment(ref _unidentified);
         return null;
     }
 
