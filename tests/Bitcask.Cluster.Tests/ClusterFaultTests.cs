@@ -25,7 +25,7 @@ public class ClusterFaultTests(ITestOutputHelper output)
             cluster.StartAll();
             var leader = cluster.WaitForLeader();
             cluster.Log($"leader: node {leader}");
-            var workload = new RegisterWorkload(cluster.RespPorts, clients: 6, keys: 8, prefix: "", seed, TimeSpan.FromSeconds(10));
+            using var workload = new RegisterWorkload(cluster.RespPorts, clients: 6, keys: 8, prefix: "", seed, TimeSpan.FromSeconds(10));
             workload.Start();
             var soak = TestEnvironment.Soak;
             var clock = Stopwatch.StartNew();
@@ -95,6 +95,7 @@ public class ClusterFaultTests(ITestOutputHelper output)
         }
         catch
         {
+            output.WriteLine($"proxy (unidentified, held): {cluster.Proxy.Counters}");
             output.WriteLine(cluster.RecentOutput());
             throw;
         }

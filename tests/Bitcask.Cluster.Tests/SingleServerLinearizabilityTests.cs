@@ -24,7 +24,7 @@ public class SingleServerLinearizabilityTests(ITestOutputHelper output)
         try
         {
             server.WaitReady();
-            var workload = new RegisterWorkload([port], clients: 6, keys: 8, prefix: "", seed, TimeSpan.FromSeconds(10));
+            using var workload = new RegisterWorkload([port], clients: 6, keys: 8, prefix: "", seed, TimeSpan.FromSeconds(10));
             workload.Start();
             var random = new Random(seed);
             var kills = 0;

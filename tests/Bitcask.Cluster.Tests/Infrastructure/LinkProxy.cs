@@ -11,9 +11,10 @@ namespace Bitcask.Cluster.Tests.Infrastructure;
 /// finding the connection's source port in /proc/net/tcp(6), and that socket's inode among /proc/PID/fd of the node
 /// processes. A blackholed link's open connections are closed and new ones are accepted and held without forwarding a
 /// byte (the peer sees silence, as behind a dropped route) until <see cref="HealAll"/>, which closes them so the nodes
-/// reconnect. Without a blackhole a new connection is forwarded at once, unidentified. A connection whose opener is not
-/// known (not identified, or one its caller already gave up on) counts as from "unknown": cut or held when any link
-/// into its target is blackholed. Thread-safe.
+/// reconnect. Without a blackhole a new connection is forwarded at once, unidentified; a blackhole cuts every open
+/// unidentified link into a node it names (the callers reconnect and are identified). A new connection whose opener
+/// cannot be identified (e.g. one its caller already gave up on) is held only when all links into its target are cut.
+/// Thread-safe.
 /// </summary>
 internal sealed class LinkProxy : IDisposable
 {
@@ -73,7 +74,7 @@ internal sealed class LinkProxy : IDisposable
         lock (_gate)
         {
             _blocked.Add((from, to));
-            cut = [.. _links.Where(l => Blocked(l.From, l.To) && l.Outbound is not null)];
+            cut = [.. _links.Where(l => MightBeBlocked(l.From, l.To) && l.Outbound is not null)];
         }
         foreach (var link in cut) link.Close();
     }
@@ -101,7 +102,16 @@ internal sealed class LinkProxy : IDisposable
         foreach (var link in held) link.Close();
     }
 
-    private bool Blocked(int? from, int to) => from is { } f ? _blocked.Contains((f, to)) : _blocked.Any(b => b.To == to);
+    /// <summary>Whether a new connection from <paramref name="from"/> is held. One whose caller could not be identified
+    /// is held only when every other node's link into <paramref name="to"/> is cut (an isolated node's inbound side):
+    /// holding it elsewhere could cut a link of the majority and stall its election, which no partition asked for.</summary>
+    private bool Blocked(int? from, int to) => from is { } f
+        ? _blocked.Contains((f, to))
+        : Enumerable.Range(0, _listeners.Length).Where(n => n != to).All(n => _blocked.Contains((n, to)));
+
+    /// <summary>Whether an open link may be one a new blackhole cuts (an unidentified one: if any link into its target
+    /// is cut; its caller reconnects and is identified then).</summary>
+    private bool MightBeBlocked(int? from, int to) => from is { } f ? _blocked.Contains((f, to)) : _blocked.Any(b => b.To == to);
 
     private async Task AcceptLoop(int to)
     {

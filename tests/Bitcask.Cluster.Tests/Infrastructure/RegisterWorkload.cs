@@ -14,9 +14,9 @@ namespace Bitcask.Cluster.Tests.Infrastructure;
 /// connection on a write records the write with an unknown outcome (possibly applied); such a read is dropped (it had
 /// no effect). About one operation in ten is also a SET of a journal key of its own, whose acknowledgements
 /// <see cref="Journal"/> keeps, to check afterwards that no acknowledged write is lost. Start, then Stop.
-/// Thread-safe: the history and journal are per client until <see cref="Stop"/>.
+/// Thread-safe: the history and journal are per client until <see cref="Stop"/>; Dispose stops the clients.
 /// </summary>
-internal sealed class RegisterWorkload(IReadOnlyList<int> ports, int clients, int keys, string prefix, int seed, TimeSpan? timeout = null)
+internal sealed class RegisterWorkload(IReadOnlyList<int> ports, int clients, int keys, string prefix, int seed, TimeSpan? timeout = null) : IDisposable
 {
     /// <summary>Compare-and-set: ARGV[1] is the expected value ("" = absent), ARGV[2] the new one; returns 1 if stored.</summary>
     public const string CasScript = """
@@ -208,6 +208,14 @@ internal sealed class RegisterWorkload(IReadOnlyList<int> ports, int clients, in
         {
             connection?.Dispose();
         }
+    }
+
+    /// <summary>Stops the clients without collecting anything (a failed test must not leave them running).</summary>
+    public void Dispose()
+    {
+        _stop.Cancel();
+        foreach (var t in _threads) t.Join(_timeout * 3);
+        _stop.Dispose();
     }
 
     private void Count(string what) => _errors.AddOrUpdate(what, 1, (_, n) => n + 1);
