@@ -209,7 +209,10 @@ internal static class Command
         batch.Put(AppliedKey, applied);
         try
         {
-            store.Write(batch);
+            // Flushed, never an fsync per entry: the Raft log (DotNext flushes it right after each commit) is the durable record.
+            // A store that loses its unsynced tail in a power loss replays it from the log, or restores the snapshot
+            // when the log was truncated past it (StoreStateMachine's constructor).
+            store.TryWrite(batch, Durability.Flushed);
         }
         catch (ArgumentException e) when (batch.Count > 1)
         {
@@ -218,7 +221,7 @@ internal static class Command
             // store limits) and only the applied index is recorded.
             batch.Clear();
             batch.Put(AppliedKey, applied);
-            store.Write(batch);
+            store.TryWrite(batch, Durability.Flushed);
             return CommandResult.Error(e.Message);
         }
         return result;

@@ -503,10 +503,12 @@ public sealed class ReplicatedStore : IAsyncDisposable
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         using var cts = Deadline(token);
         string? lastReason = null;
+        var inFlight = false; // an attempt may have reached a leader's log: a timeout then cannot say "not applied"
         try
         {
             while (true)
             {
+                inFlight = true;
                 var reply = IsLeader
                     ? await ReplicateLocalAsync(payload, cts.Token).ConfigureAwait(false)
                     : await ForwardAsync(payload, cts.Token).ConfigureAwait(false);
@@ -523,11 +525,16 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     case ForwardStatus.Unknown:
                         throw new ReplicationOutcomeUnknownException(reply.Message ?? "outcome unknown");
                     default:
+                        inFlight = false; // not the leader: nothing was appended
                         lastReason = reply.Message;
                         await Task.Delay(25, cts.Token).ConfigureAwait(false);
                         break;
                 }
             }
+        }
+        catch (OperationCanceledException) when (!token.IsCancellationRequested && inFlight)
+        {
+            throw new ReplicationOutcomeUnknownException($"no answer within {_options.OperationTimeout} after the write reached a leader (it may still commit).");
         }
         catch (OperationCanceledException) when (!token.IsCancellationRequested)
         {

@@ -81,6 +81,9 @@ public sealed class ClusterCliTests
             Assert.Equal(2, code);
             Assert.Contains("'alpha'", error);
             Assert.Contains("'beta'", error);
+            (code, _, error) = Cli("serve", dir, "--port", "0", "--node", "127.0.0.1:7999");
+            Assert.Equal(2, code);
+            Assert.Contains("--cluster-id", error);
         }
         finally
         {

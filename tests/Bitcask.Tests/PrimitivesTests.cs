@@ -193,6 +193,25 @@ public class PrimitivesTests
     }
 
     [Fact]
+    public void With_ExpireInBackground_off_the_store_hides_expired_keys_but_writes_no_tombstone_and_revokes_no_lease()
+    {
+        using var dir = new TempDirectory();
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
+        using var store = BitcaskStore.Open(dir.Path, Options with { TimeProvider = clock, ExpireInBackground = false });
+        var lease = store.GrantLease(TimeSpan.FromSeconds(1));
+        store.Put(B("leased"), B("x"), lease);
+        store.Put(B("ttl"), B("t"), TimeSpan.FromSeconds(1));
+        var revision = store.Revision;
+        clock.Advance(TimeSpan.FromSeconds(5)); // the sweeper's timer (on this clock) would have run many times
+        store.SweepExpiredForTests();
+        Assert.Null(store.Get(B("ttl")));             // hidden by the clock
+        Assert.Equal(revision, store.Revision);         // but nothing written: no tombstone, no revoke
+        Assert.Equal("x", store.GetString("leased"));   // the lease ends only when revoked
+        Assert.True(store.RevokeLease(lease));
+        Assert.Null(store.GetString("leased"));
+    }
+
+    [Fact]
     public void Leases_expire_with_a_fake_clock_deleting_every_attached_key_at_one_revision_and_keep_alive_extends_them()
     {
         using var dir = new TempDirectory();

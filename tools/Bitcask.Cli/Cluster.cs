@@ -127,9 +127,9 @@ internal static partial class Commands
         using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnSignal);
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnSignal);
         await server.StartAsync().ConfigureAwait(false);
-        var keys = node.ReadLocal(s => s.Count) - 1; // less the applied-index record
+        var keys = node.ReadLocal(s => s.Count - s.Keys("\0raft:"u8.ToArray()).Count()); // less the replication layer's own keys
         c.Out.WriteLine($"Ready to accept connections on {server.EndPoint} (durability {options.StoreOptions!.Durability}, " +
-            $"{Math.Max(0, keys)} keys, cluster {options.ClusterId} node {options.NodeEndPoint})");
+            $"{keys} keys, cluster {options.ClusterId} node {options.NodeEndPoint})");
         c.Out.Flush();
         try
         {

@@ -52,6 +52,8 @@ internal static partial class Commands
                 throw new CliError($"refusing to listen on {address} without a password: give --requirepass-file FILE or set {PasswordVariable}, or bind 127.0.0.1");
             if (r.GetValue(cluster.ClusterId) is not null)
                 return ServeCluster(c, r, cluster, r.GetValue(dir)!, serverOptions, r.GetValue(durability));
+            if (r.GetValue(cluster.Node) is not null || r.GetValue(cluster.Peers) is not null || r.GetValue(cluster.Join))
+                throw new CliError("--node, --peers and --join run a cluster node and need --cluster-id ID");
             using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
                 .SetMinimumLevel(LogLevel.Information));
             var storeOptions = new BitcaskOptions { Durability = r.GetValue(durability), LoggerFactory = loggerFactory };
