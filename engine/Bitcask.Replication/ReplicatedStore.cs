@@ -368,15 +368,16 @@ public sealed class ReplicatedStore : IAsyncDisposable
     });
 
     /// <summary>The Raft member metadata a member publishes (its <see cref="ClientAddressMetadataKey"/>, ...); null when
-    /// <paramref name="member"/> is not a member or cannot be reached.</summary>
-    public async Task<IReadOnlyDictionary<string, string>?> GetMemberMetadataAsync(EndPoint member, CancellationToken token = default)
+    /// <paramref name="member"/> is not a member or cannot be reached. <paramref name="refresh"/> asks the member again
+    /// instead of using the copy DotNext keeps (a restarted member may publish new addresses).</summary>
+    public async Task<IReadOnlyDictionary<string, string>?> GetMemberMetadataAsync(EndPoint member, bool refresh = false, CancellationToken token = default)
     {
         ArgumentNullException.ThrowIfNull(member);
         var found = _cluster.Members.FirstOrDefault(m => member.Equals(m.EndPoint));
         if (found is null) return null;
         if (!found.IsRemote) return _localMetadata;
         using var cts = Deadline(token);
-        try { return await found.GetMetadataAsync(false, cts.Token).ConfigureAwait(false); }
+        try { return await found.GetMetadataAsync(refresh, cts.Token).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
         {
             _log.LogDebug(e, "Metadata of {Member}", member);
@@ -588,15 +589,23 @@ public sealed class ReplicatedStore : IAsyncDisposable
         if (_cluster.Leader is not { IsRemote: true } leader)
             return new(ForwardStatus.NotLeader, false, 0, 0, "no leader known");
         IReadOnlyDictionary<string, string> metadata;
-        try { metadata = await leader.GetMetadataAsync(false, token).ConfigureAwait(false); }
+        // DotNext caches a member's metadata; a leader that restarted publishes a new forward port, so after a failed
+        // connection the next attempt asks the leader again.
+        var refresh = Interlocked.Exchange(ref _refreshLeaderMetadata, 0) != 0;
+        try { metadata = await leader.GetMetadataAsync(refresh, token).ConfigureAwait(false); }
         catch (Exception e) when (e is not OperationCanceledException || !token.IsCancellationRequested)
         {
+            Volatile.Write(ref _refreshLeaderMetadata, 1);
             return new(ForwardStatus.NotLeader, false, 0, 0, "leader metadata unavailable: " + e.Message);
         }
         if (!metadata.TryGetValue(ForwardMetadataKey, out var address) || !IPEndPoint.TryParse(address, out var target))
             return new(ForwardStatus.NotLeader, false, 0, 0, "leader publishes no forward address");
-        return await _forwardClient.SendAsync(target, payload, token).ConfigureAwait(false);
+        var reply = await _forwardClient.SendAsync(target, payload, token).ConfigureAwait(false);
+        if (reply.Status == ForwardStatus.NotLeader) Volatile.Write(ref _refreshLeaderMetadata, 1);
+        return reply;
     }
+
+    private int _refreshLeaderMetadata;
 
     private async Task<ForwardReply> HandleForwardedAsync(byte[] payload, CancellationToken token)
     {

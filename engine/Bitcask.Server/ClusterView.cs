@@ -8,7 +8,7 @@ namespace Bitcask.Server;
 /// <summary>
 /// What a replicated node's server knows of the other members: the RESP address each one publishes in its Raft member
 /// metadata (<see cref="ReplicatedStore.ClientAddressMetadataKey"/>), looked up in the background every 250 ms for the
-/// members not known yet, so INFO, ROLE and BITCASK.RAFT STATUS answer without waiting on the network.
+/// members not known yet (and every 5 s for all), so INFO, ROLE and BITCASK.RAFT STATUS answer without waiting on the network.
 /// <para>Thread-safety: all members are safe to call concurrently.</para>
 /// </summary>
 internal sealed class ClusterView(ReplicatedStore node, ILogger logger)
@@ -41,15 +41,18 @@ internal sealed class ClusterView(ReplicatedStore node, ILogger logger)
     private async Task Loop()
     {
         var token = _stop.Token;
+        var rounds = 0;
         while (!token.IsCancellationRequested)
         {
             try
             {
+                // Every 5 s the known addresses are asked again: a member that restarted may listen elsewhere.
+                var refresh = ++rounds % 20 == 0;
                 foreach (var member in node.Status.Members)
                 {
                     var key = member.ToString()!;
-                    if (_resp.ContainsKey(key)) continue;
-                    var metadata = await node.GetMemberMetadataAsync(member, token).ConfigureAwait(false);
+                    if (!refresh && _resp.ContainsKey(key)) continue;
+                    var metadata = await node.GetMemberMetadataAsync(member, refresh, token).ConfigureAwait(false);
                     if (metadata is not null && metadata.TryGetValue(ReplicatedStore.ClientAddressMetadataKey, out var resp))
                         _resp[key] = resp;
                 }
