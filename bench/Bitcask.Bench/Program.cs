@@ -42,6 +42,9 @@ namespace Bitcask.Bench
               server    [--requests 50000] [--runs 3] [--clients 50]
                         redis-benchmark SET and GET (100 B values, P1 and P16) against 'bitcask serve' (Synced, Flushed)
                         and redis-server (appendfsync always, everysec), fresh servers per run; medians and ratios.
+              cluster   [--clients 1,16,64] [--requests 20000] [--runs 3]
+                        Committed SET/s (redis-benchmark, 100 B values) on the leader of a 3-node loopback cluster vs one
+                        'bitcask serve --durability Synced', and linearizable GET/s on the leader; medians and ratios.
               micro     [BenchmarkDotNet arguments, e.g. --filter '*KeyDir*'] [--full]
                         Micro-benchmarks with the memory diagnoser (short in-process job unless --full).
             """;
@@ -72,6 +75,7 @@ namespace Bitcask.Bench
                     "pair" => PairMode.Run(new Args(rest, "stores", "keys", "value-size", "rounds", "seconds", "dir"), Console.Out, Console.Error),
                     "pair-one" => PairMode.RunOne(new Args(rest, "store", "dir", "keys", "value-size", "seconds")),
                     "server" => ServerMode.Run(new Args(rest, "requests", "runs", "clients"), Console.Out, Console.Error),
+                    "cluster" => ClusterMode.Run(new Args(rest, "clients", "requests", "runs"), Console.Out, Console.Error),
                     "hot" => HotMode.Run(new Args(rest, "keys", "value-size", "threads", "seconds", "op", "durability", "dir"), Console.Out),
                     _ => throw new ArgumentException($"Unknown command '{args[0]}'."),
                 };

@@ -23,7 +23,7 @@ public class ConnectionLimitTests(ITestOutputHelper output)
         {
             // A child process: the 10,000 server-side sockets and the 10,000 client-side ones each stay within the
             // per-process descriptor limit.
-            using var server = new ServeProcess(directory, "Flushed", "--maxclients", (idle + 100).ToString());
+            using var server = new ServeProcess([directory, "--port", "0", "--durability", "Flushed", "--maxclients", (idle + 100).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
             var port = server.WaitReady();
             using var active = RespConnection.Open(port);
             var before = server.ResidentBytes();

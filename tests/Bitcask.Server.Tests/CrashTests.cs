@@ -1,12 +1,12 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using Bitcask.Server.Tests.Infrastructure;
 
 namespace Bitcask.Server.Tests;
 
 /// <summary>kill -9 of a child 'bitcask serve' during a client workload in Synced mode loses no acknowledged write.</summary>
 public class CrashTests
 {
+    private static ServeProcess Serve(string directory) => new([directory, "--port", "0", "--durability", "Synced"]);
+
     [Fact]
     public async Task Kill_9_of_the_server_during_a_synced_client_workload_loses_no_acknowledged_write()
     {
@@ -17,7 +17,7 @@ public class CrashTests
         {
             for (var round = 0; round < 3; round++)
             {
-                using var child = new ServeProcess(directory, "Synced");
+                using var child = Serve(directory);
                 var port = child.WaitReady();
                 using var stop = new CancellationTokenSource();
                 var clients = Enumerable.Range(0, 4).Select(c => Task.Factory.StartNew(() =>
@@ -45,7 +45,7 @@ public class CrashTests
                 await Task.WhenAll(clients);
             }
             Assert.True(acknowledged.Count > 50, $"the workload made too little progress ({acknowledged.Count} acknowledged writes)");
-            using (var check = new ServeProcess(directory, "Synced"))
+            using (var check = Serve(directory))
             {
                 var port = check.WaitReady();
                 using var client = RespConnection.Open(port);

@@ -103,7 +103,7 @@ public static class ServerMode
         return results;
     }
 
-    private static Process Start(string program, string[] args)
+    internal static Process Start(string program, string[] args)
     {
         var psi = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         foreach (var a in args) psi.ArgumentList.Add(a);
@@ -115,14 +115,14 @@ public static class ServerMode
         return process;
     }
 
-    private static void Stop(Process process)
+    internal static void Stop(Process process)
     {
         if (process.HasExited) return;
         Process.Start("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)])!.WaitForExit();
         if (!process.WaitForExit(30_000)) process.Kill(entireProcessTree: true);
     }
 
-    private static void WaitForPort(int port, Process server)
+    internal static void WaitForPort(int port, Process server)
     {
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (true)
@@ -140,29 +140,29 @@ public static class ServerMode
         }
     }
 
-    private static int FreePort()
+    internal static int FreePort()
     {
         using var probe = new TcpListener(IPAddress.Loopback, 0);
         probe.Start();
         return ((IPEndPoint)probe.LocalEndpoint).Port;
     }
 
-    private static double MedianOf(List<double> values)
+    internal static double MedianOf(List<double> values)
     {
         var sorted = values.Order().ToList();
         return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
     }
 
-    private static string LoadAverage()
+    internal static string LoadAverage()
     {
         try { return File.ReadAllText("/proc/loadavg").Split(' ')[0]; } catch (IOException) { return "?"; }
     }
 
-    private static string? Find(string name) =>
+    internal static string? Find(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries)
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
 
-    private static string CliDll()
+    internal static string CliDll()
     {
         var baseDir = AppContext.BaseDirectory.TrimEnd('/');
         var config = new DirectoryInfo(baseDir).Parent!.Name;

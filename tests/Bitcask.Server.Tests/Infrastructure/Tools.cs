@@ -36,9 +36,7 @@ public static class Tools
     /// <summary>The built 'bitcask' CLI (Bitcask.Cli.dll, run with dotnet).</summary>
     public static string CliDll()
     {
-        var baseDir = AppContext.BaseDirectory.TrimEnd('/');
-        var config = new DirectoryInfo(baseDir).Parent!.Name; // .../bin/<Config>/net10.0
-        var dll = Path.GetFullPath(Path.Combine(baseDir, "../../../../../tools/Bitcask.Cli/bin", config, "net10.0/Bitcask.Cli.dll"));
+        var dll = ServeProcess.CliDll(); // throws naming the path when the CLI is not built
         Assert.True(File.Exists(dll), $"the CLI is not built at {dll}");
         return dll;
     }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using Xunit.Abstractions;
 
+using Bitcask.Testing.Linearizability;
+
 namespace Bitcask.Tests.Linearizability;
 
 /// <summary>
@@ -225,5 +227,62 @@ public class LinearizabilityTests(ITestOutputHelper output)
         var result = LinearizabilityChecker.Check(history);
         Assert.False(result.Linearizable);
         Assert.StartsWith("key 1", result.Explanation);
+    }
+
+    // The RESP model (issue 13): unversioned reads, SET, value-compare CAS, DEL, and outcomes the client never learned.
+
+    [Fact]
+    public void An_acknowledged_set_that_a_later_read_does_not_see_is_a_lost_write()
+    {
+        var result = LinearizabilityChecker.Check(
+        [
+            RegisterOp.Set(0, 0, 0, 10, value: 5),
+            RegisterOp.Get(1, 0, 20, 30, value: null),
+        ]);
+        Assert.False(result.Linearizable, result.Explanation);
+    }
+
+    [Fact]
+    public void A_write_with_unknown_outcome_may_apply_late_or_never_but_not_come_and_go()
+    {
+        var unknown = RegisterOp.Set(0, 0, 0, 10, value: 5).AsUnknown();
+        Assert.True(LinearizabilityChecker.Check([unknown, RegisterOp.Get(1, 0, 20, 30, value: null)]).Linearizable); // never applied
+        Assert.True(LinearizabilityChecker.Check([unknown, RegisterOp.Get(1, 0, 20, 30, value: null), RegisterOp.Get(1, 0, 40, 50, value: 5)]).Linearizable); // applied late
+        var comeAndGo = LinearizabilityChecker.Check([unknown, RegisterOp.Get(1, 0, 20, 30, value: 5), RegisterOp.Get(1, 0, 40, 50, value: null)]);
+        Assert.False(comeAndGo.Linearizable, comeAndGo.Explanation);
+        // An unknown increment that applied shows in a later acknowledged increment's result; twice it cannot.
+        var incremented = RegisterOp.Increment(0, 1, 0, 10, delta: 1, result: 0).AsUnknown();
+        Assert.True(LinearizabilityChecker.Check([incremented, RegisterOp.Increment(1, 1, 20, 30, delta: 1, result: 2)]).Linearizable);
+        Assert.False(LinearizabilityChecker.Check([incremented, RegisterOp.Increment(1, 1, 20, 30, delta: 1, result: 3)]).Linearizable);
+    }
+
+    [Fact]
+    public void Two_value_compare_and_sets_from_one_value_cannot_both_win_and_delete_reports_whether_the_key_existed()
+    {
+        var twoWinners = LinearizabilityChecker.Check(
+        [
+            RegisterOp.Set(0, 0, 0, 10, value: 5),
+            RegisterOp.CompareValue(1, 0, 20, 40, expectedValue: 5, newValue: 8, ok: true),
+            RegisterOp.CompareValue(2, 0, 21, 41, expectedValue: 5, newValue: 9, ok: true),
+        ]);
+        Assert.False(twoWinners.Linearizable, twoWinners.Explanation);
+        Assert.True(LinearizabilityChecker.Check(
+        [
+            RegisterOp.Set(0, 0, 0, 10, value: 5),
+            RegisterOp.CompareValue(1, 0, 20, 40, expectedValue: 5, newValue: 8, ok: true),
+            RegisterOp.CompareValue(2, 0, 21, 41, expectedValue: 5, newValue: 9, ok: false),
+            RegisterOp.CompareValue(2, 0, 50, 60, expectedValue: null, newValue: 9, ok: false),
+        ]).Linearizable);
+        var deleteOfNothing = LinearizabilityChecker.Check(
+        [
+            RegisterOp.Delete(0, 0, 0, 10, existed: true),
+        ]);
+        Assert.False(deleteOfNothing.Linearizable, deleteOfNothing.Explanation);
+        Assert.True(LinearizabilityChecker.Check(
+        [
+            RegisterOp.Set(0, 0, 0, 10, value: 5),
+            RegisterOp.Delete(1, 0, 20, 30, existed: true),
+            RegisterOp.Increment(0, 0, 40, 50, delta: 1, result: 1),
+        ]).Linearizable);
     }
 }

@@ -3,6 +3,7 @@ using System.Buffers.Text;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
+using Bitcask.Testing.Linearizability;
 
 namespace Bitcask.Tests.Linearizability;
 

@@ -1,4 +1,4 @@
-namespace Bitcask.Tests.Linearizability;
+namespace Bitcask.Testing.Linearizability;
 
 /// <summary>
 /// A Wing–Gong linearizability checker (with porcupine's memoization) for histories of <see cref="RegisterOp"/>: is there
@@ -6,19 +6,40 @@ namespace Bitcask.Tests.Linearizability;
 /// first) in which every result is what the sequential specification returns?
 /// <para>Sequential specification, per key: the state is the current value (or absent). Get returns it (absent, or the
 /// value and its version); CompareAndSet(v → x) stores x iff the current version is v (0: the key is absent);
-/// Increment(d) stores and returns value + d (absent counts as 0). Every write gets a version greater than the one
-/// before. The workload makes every written value unique (CAS values are unique, increments only go up), so a version
-/// names one value: the checker learns version ↔ value from the reads (two reads disagreeing already rule out every
-/// linearization) and the state needs only the value.</para>
+/// Increment(d) stores and returns value + d (absent counts as 0); Set(x) stores x; CompareValueAndSet(e → x) stores x
+/// iff the current value is e (or the key is absent when e is none); Delete makes the key absent and returns whether it
+/// existed. Every write gets a version greater than the one before. The engine workload makes every written value
+/// unique (CAS values are unique, increments only go up), so a version names one value: the checker learns version ↔
+/// value from the reads that carry a version (two reads disagreeing already rule out every linearization) and the state
+/// needs only the value. Reads over RESP carry no version (0) and teach nothing.</para>
+/// <para>An operation whose outcome is unknown (<see cref="RegisterOp.OutcomeUnknown"/>: the client saw an error, a
+/// timeout or a dropped connection) has an infinite response time, so it may be linearized anywhere after its
+/// invocation, including after everything else (= never applied); its result is not checked (porcupine's treatment).</para>
 /// <para>Linearizability is local, so each key is checked on its own. The search is a depth-first search over which
 /// operations are linearized (a bitmask) and the state, skipping pairs already explored; it gives up (inconclusive)
 /// after <c>maxSteps</c> states.</para>
 /// </summary>
-internal static class LinearizabilityChecker
+public static class LinearizabilityChecker
 {
-    internal sealed record Result(bool Linearizable, bool Inconclusive, string Explanation, long States);
+    public sealed record Result(bool Linearizable, bool Inconclusive, string Explanation, long States);
 
     public static Result Check(IReadOnlyList<RegisterOp> history, long maxStepsPerKey = 2_000_000)
+    {
+        // The search recurses once per linearized operation: long histories need a deep stack.
+        Result? result = null;
+        Exception? failure = null;
+        var thread = new Thread(() =>
+        {
+            try { result = CheckAll(history, maxStepsPerKey); }
+            catch (Exception e) { failure = e; }
+        }, 512 << 20);
+        thread.Start();
+        thread.Join();
+        if (failure is not null) throw new InvalidOperationException("the linearizability check failed", failure);
+        return result!;
+    }
+
+    private static Result CheckAll(IReadOnlyList<RegisterOp> history, long maxStepsPerKey)
     {
         long states = 0;
         foreach (var group in history.GroupBy(o => o.Key).OrderBy(g => g.Key))
@@ -35,7 +56,7 @@ internal static class LinearizabilityChecker
         // What reads saw: one version per value and one value per version, or no linearization exists.
         var versionOf = new Dictionary<long, long>();
         var valueOf = new Dictionary<long, long>();
-        foreach (var op in ops.Where(o => o.Kind == RegisterOpKind.Get && o.Ok))
+        foreach (var op in ops.Where(o => o.Kind == RegisterOpKind.Get && o.Ok && !o.OutcomeUnknown && o.Version != 0))
         {
             var value = op.Value!.Value;
             if (versionOf.TryGetValue(value, out var v) && v != op.Version)
@@ -108,22 +129,43 @@ internal static class LinearizabilityChecker
         private bool Step(RegisterOp op, long? state, out long? next)
         {
             next = state;
+            var unknown = op.OutcomeUnknown;
             switch (op.Kind)
             {
                 case RegisterOpKind.Get:
-                    return op.Ok ? state == op.Value : state is null;
+                    return unknown || (op.Ok ? state == op.Value : state is null);
                 case RegisterOpKind.CompareAndSet:
                 {
                     var holds = op.Expected == 0 ? state is null : valueOf.TryGetValue(op.Expected, out var current) && state == current;
-                    if (holds != op.Ok) return false;
-                    if (!op.Ok) return true;
+                    if (!unknown && holds != op.Ok) return false;
+                    if (!holds) return true;
                     if (!VersionGrows(state, op.Argument)) return false;
                     next = op.Argument;
                     return true;
                 }
+                case RegisterOpKind.CompareValueAndSet:
+                {
+                    var holds = op.ExpectedValue is { } expected ? state == expected : state is null;
+                    if (!unknown && holds != op.Ok) return false;
+                    if (holds) next = op.Argument;
+                    return true;
+                }
+                case RegisterOpKind.Set:
+                    next = op.Argument;
+                    return true;
+                case RegisterOpKind.Delete:
+                    if (!unknown && op.Ok != (state is not null)) return false;
+                    next = null;
+                    return true;
                 default:
                 {
-                    if (op.Value != (state ?? 0) + op.Argument || !VersionGrows(state, op.Value!.Value)) return false;
+                    var sum = (state ?? 0) + op.Argument;
+                    if (unknown)
+                    {
+                        next = sum;
+                        return true;
+                    }
+                    if (op.Value != sum || !VersionGrows(state, op.Value!.Value)) return false;
                     next = op.Value;
                     return true;
                 }

@@ -1,7 +1,7 @@
 using System.Net.Sockets;
 using System.Text;
 
-namespace Bitcask.Server.Tests.Infrastructure;
+namespace Bitcask.Testing;
 
 /// <summary>An error reply.</summary>
 public sealed record RespError(string Message)
@@ -39,11 +39,32 @@ public sealed class RespConnection : IDisposable
         _stream.ReadTimeout = 20_000;
     }
 
-    public static RespConnection Open(int port)
+    public static RespConnection Open(int port) => Open(port, TimeSpan.FromSeconds(20));
+
+    /// <summary>Connects to 127.0.0.1:<paramref name="port"/>; connecting, and then each read, time out after
+    /// <paramref name="timeout"/> (an IOException).</summary>
+    public static RespConnection Open(int port, TimeSpan timeout)
     {
         var client = new TcpClient { NoDelay = true };
-        client.Connect("127.0.0.1", port);
-        return new RespConnection(client);
+        try
+        {
+            using var connecting = new CancellationTokenSource(timeout);
+            client.ConnectAsync("127.0.0.1", port, connecting.Token).AsTask().GetAwaiter().GetResult();
+        }
+        catch (OperationCanceledException)
+        {
+            client.Dispose();
+            throw new IOException($"connecting to 127.0.0.1:{port} timed out after {timeout.TotalSeconds} s");
+        }
+        catch
+        {
+            client.Dispose();
+            throw;
+        }
+        var connection = new RespConnection(client);
+        connection._stream.ReadTimeout = (int)timeout.TotalMilliseconds;
+        connection._stream.WriteTimeout = (int)timeout.TotalMilliseconds;
+        return connection;
     }
 
     public Socket Socket => _client.Client;
