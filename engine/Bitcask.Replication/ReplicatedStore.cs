@@ -61,7 +61,6 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 PublicEndPoint = options.NodeEndPoint,
                 LowerElectionTimeout = options.LowerElectionTimeout,
                 UpperElectionTimeout = options.UpperElectionTimeout,
-                RequestTimeout = options.RequestTimeout, // long enough for a snapshot install (see the option)
                 // Static membership: every node starts knowing the whole configuration; a cold start would make each
                 // node a one-member cluster of its own.
                 ColdStart = false,

@@ -59,13 +59,6 @@ public sealed class ReplicationOptions
     /// <summary>Upper bound of the randomized election timeout, in ms. Default 600.</summary>
     public int UpperElectionTimeout { get; init; } = 600;
 
-    /// <summary>How long one Raft request to a peer may take before the sender gives up on it (DotNext's
-    /// <c>RequestTimeout</c>, which otherwise defaults to the lower election timeout). A snapshot install is one request:
-    /// the follower receives the backup, copies it into place and opens it before answering, which takes far longer than
-    /// an election timeout; cut short, the leader starts the install again, forever. Commits do not wait for it (a round
-    /// needs a majority, not every member). Default 10 s.</summary>
-    public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(10);
-
     /// <summary>Size of one memory-mapped chunk of the Raft log (DotNext's default is 4 KiB, which makes many small
     /// files under write load). Default 1 MiB.</summary>
     public int LogChunkSize { get; init; } = 1 << 20;
@@ -98,8 +91,6 @@ public sealed class ReplicationOptions
             throw new ArgumentOutOfRangeException(nameof(LowerElectionTimeout), "Election timeouts must satisfy 10 <= LowerElectionTimeout < UpperElectionTimeout (ms).");
         if (ClusterId is not null && (ClusterId.Length is 0 or > 128 || ClusterId.Any(ch => ch is < '!' or > '~')))
             throw new ArgumentException($"ClusterId \"{ClusterId}\" must be 1-128 printable ASCII characters without spaces.", nameof(ClusterId));
-        if (RequestTimeout <= TimeSpan.Zero || RequestTimeout > TimeSpan.FromHours(1))
-            throw new ArgumentOutOfRangeException(nameof(RequestTimeout), RequestTimeout, "RequestTimeout must be more than 0 and at most 1 hour.");
         if (LogChunkSize < 4096)
             throw new ArgumentOutOfRangeException(nameof(LogChunkSize), LogChunkSize, "LogChunkSize must be at least 4096 bytes.");
         var store = Path.GetFullPath(StoreDirectory).TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar;
