@@ -205,7 +205,8 @@ public sealed class BitcaskServer : IAsyncDisposable
             {
                 _notifications = new CancellationTokenSource();
                 var token = _notifications.Token;
-                _notificationLoop = Task.Run(() => KeyspaceNotifications.Run(_state, token));
+                var from = _state.Store.Revision + 1; // every write acknowledged after CONFIG SET is reported
+                _notificationLoop = Task.Run(() => KeyspaceNotifications.Run(_state, from, token));
             }
             else if (!on && _notifications is not null)
             {

@@ -76,12 +76,14 @@ internal static class KeyspaceNotifications
         return text.ToString();
     }
 
-    /// <summary>Publishes notifications for every change from now on until <paramref name="ct"/> is cancelled.</summary>
-    public static async Task Run(ServerState server, CancellationToken ct)
+    /// <summary>Publishes notifications for every change from <paramref name="fromRevision"/> (the store's next revision when
+    /// notifications were switched on, so no write acknowledged after that is missed) until <paramref name="ct"/> is
+    /// cancelled.</summary>
+    public static async Task Run(ServerState server, long fromRevision, CancellationToken ct)
     {
         try
         {
-            await foreach (var change in server.Store.Watch(ReadOnlyMemory<byte>.Empty, 0, ct).ConfigureAwait(false))
+            await foreach (var change in server.Store.Watch(ReadOnlyMemory<byte>.Empty, fromRevision, ct).ConfigureAwait(false))
             {
                 if (StoredValue.IsEngineKey(change.Key)) continue;
                 var (name, type) = change.Kind switch

@@ -119,6 +119,21 @@ internal sealed class ServerState
         }
     }
 
+    /// <summary>Whether commands may read and write <see cref="Store"/> directly, as the hot path does (GET, plain SET and
+    /// INCR in Connection.FastPath.cs): true for a standalone store. A server whose reads and writes must go elsewhere
+    /// (a replicated node: read barrier, Raft log) must return false, and every command then takes the general path.</summary>
+    public bool HotPathAllowed => Node is null;
+
+    /// <summary>A one-key write outside Synced mode, done at once (the hot SET and INCR): a blind put when
+    /// <paramref name="expectedVersion"/> is negative, else a put conditional on that version (0: absent). False when the
+    /// condition failed (nothing written).</summary>
+    public bool TryWriteNow(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long expectedVersion)
+    {
+        if (expectedVersion >= 0) return Store.CompareAndSet(key, expectedVersion, value);
+        Store.Put(key, value);
+        return true;
+    }
+
     /// <summary>One Raft log entry for the command's writes and conditions; false when a condition failed at its log
     /// position (the command runs again after a new read barrier).</summary>
     private static async ValueTask<bool> CommitReplicatedAsync(ReplicatedStore node, ReplicatedBatch batch)

@@ -10,7 +10,8 @@ internal readonly record struct KeyLocation(uint SegmentId, uint Offset, uint Le
 /// <summary>
 /// The in-memory index from key to the location of its newest record: a hash table built for memory per key, not a
 /// Dictionary. 256 stripes, each a chained hash table over three arrays (bucket heads, 24-byte entries, one byte arena
-/// holding the keys), so a key costs its length plus about 30 bytes. Keys with a TTL add 8 bytes (a parallel array
+/// holding the keys), so a key costs its length plus about 30 bytes. Each bucket also carries an 8-bit filter of its
+/// chain's tags, so a lookup of an absent key usually reads one bucket and nothing else. Keys with a TTL add 8 bytes (a parallel array
 /// allocated only in stripes that hold one).
 /// <para>Thread-safety: every method is safe to call concurrently. Each stripe has its own lock, held only for the
 /// in-memory operation, never across I/O; readers of different stripes never contend.</para>
@@ -235,7 +236,7 @@ internal sealed class KeyDir
         public void PrefetchChainHead(ulong hash)
         {
             var buckets = _stripe.Buckets;
-            var head = buckets[(int)hash & (buckets.Length - 1)] - 1;
+            var head = Stripe.HeadOf(buckets[(int)hash & (buckets.Length - 1)]);
             if (head >= 0 && head < _stripe.Entries.Length) Prefetch.Line(ref _stripe.Entries[head]);
         }
 
@@ -414,7 +415,25 @@ internal sealed class KeyDir
 
     internal sealed class Stripe
     {
-        public int[] Buckets = new int[4];      // entry index + 1; 0 = empty
+        /// <summary>Each bucket: bits 0–23 = index + 1 of its chain's first entry (0 = empty chain); bits 24–31 = a
+        /// filter of the chain's tags (bit <c>tag &amp; 7</c> set for every entry in it), so most lookups of an absent key
+        /// end here without touching an entry or a key.</summary>
+        public uint[] Buckets = new uint[4];
+
+        /// <summary>Entries a stripe can hold: the bucket keeps 24 bits of index (256 stripes: about 4.29 billion keys).</summary>
+        public const int MaxEntries = (1 << 24) - 2;
+
+        private const uint IndexMask = (1u << 24) - 1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static int HeadOf(uint bucket) => (int)(bucket & IndexMask) - 1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static uint FilterBit(byte tag) => 1u << (24 + (tag & 7));
+
+        /// <summary>False when no entry of the bucket's chain can have <paramref name="tag"/>.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static bool MayHold(uint bucket, byte tag) => (bucket & FilterBit(tag)) != 0;
         public Entry[] Entries = new Entry[4];
         public int Used;                         // slots ever used (high-water mark)
         public int FreeHead = -1;
@@ -445,7 +464,13 @@ internal sealed class KeyDir
             var entries = Volatile.Read(ref Entries);
             var keys = Volatile.Read(ref Keys);
             var tag = TagOf(hash);
-            var i = buckets[(int)hash & (buckets.Length - 1)] - 1;
+            var bucket = buckets[(int)hash & (buckets.Length - 1)];
+            if (!MayHold(bucket, tag))
+            {
+                consistent = true;
+                return false;
+            }
+            var i = HeadOf(bucket);
             for (var steps = 0; i >= 0; steps++)
             {
                 if ((uint)i >= (uint)entries.Length || steps > entries.Length) return false;
@@ -501,7 +526,9 @@ internal sealed class KeyDir
         {
             previous = -1;
             var tag = TagOf(hash);
-            var i = Buckets[(int)hash & (Buckets.Length - 1)] - 1;
+            var bucket = Buckets[(int)hash & (Buckets.Length - 1)];
+            if (!MayHold(bucket, tag)) return -1;
+            var i = HeadOf(bucket);
             var entries = Entries;
             while (i >= 0)
             {
@@ -525,18 +552,23 @@ internal sealed class KeyDir
             }
             else
             {
-                if (Used == Entries.Length) GrowEntries(Used + Math.Max(4, Used >> 2));
+                if (Used == Entries.Length)
+                {
+                    if (Used >= MaxEntries)
+                        throw new InvalidOperationException($"The keydir is full: one of its {StripeCount} stripes holds {MaxEntries:N0} keys, the most its 24-bit bucket index can address (about {(long)MaxEntries * StripeCount:N0} keys in all).");
+                    GrowEntries((int)Math.Min(MaxEntries, Used + Math.Max(4, Used >> 2)));
+                }
                 i = Used++;
             }
             var keyOffset = StoreKey(key);
             ref var e = ref Entries[i];
             var bucket = (int)hash & (Buckets.Length - 1);
-            e.Next = Buckets[bucket] - 1;
+            e.Next = HeadOf(Buckets[bucket]);
             e.KeyOffset = keyOffset;
             e.KeyLength = (ushort)key.Length;
             e.Tag = TagOf(hash);
             e.Flags = Entry.InUse;
-            Buckets[bucket] = i + 1;
+            Buckets[bucket] = (uint)(i + 1) | (Buckets[bucket] & ~IndexMask) | FilterBit(e.Tag);
             Live++;
             Update(i, location, expiresAt);
             return i;
@@ -568,12 +600,13 @@ internal sealed class KeyDir
         public void RemoveAt(int i, int previous)
         {
             ref var e = ref Entries[i];
+            var bucket = (int)KeyDir.Hash(Keys.AsSpan(e.KeyOffset, e.KeyLength)) & (Buckets.Length - 1);
+            var head = previous >= 0 ? HeadOf(Buckets[bucket]) : e.Next;
             if (previous >= 0) Entries[previous].Next = e.Next;
-            else
-            {
-                var bucket = (int)(KeyDir.Hash(Keys.AsSpan(e.KeyOffset, e.KeyLength))) & (Buckets.Length - 1);
-                Buckets[bucket] = e.Next + 1;
-            }
+            // The chain lost a tag: rebuild its filter from the entries left (a chain is ~1.5 entries long).
+            var filter = 0u;
+            for (var j = head; j >= 0; j = Entries[j].Next) filter |= FilterBit(Entries[j].Tag);
+            Buckets[bucket] = (uint)(head + 1) | filter;
             if ((e.Flags & Entry.HasExpiry) != 0) ExpiringCount--;
             KeysGarbage += e.KeyLength;
             e = default;
@@ -627,20 +660,21 @@ internal sealed class KeyDir
 
         private void Rehash(int bucketCount)
         {
-            var buckets = new int[bucketCount];
+            var buckets = new uint[bucketCount];
             for (var i = 0; i < Used; i++)
             {
                 ref var e = ref Entries[i];
                 if ((e.Flags & Entry.InUse) == 0) continue;
                 var bucket = (int)KeyDir.Hash(Keys.AsSpan(e.KeyOffset, e.KeyLength)) & (bucketCount - 1);
-                e.Next = buckets[bucket] - 1;
-                buckets[bucket] = i + 1;
+                e.Next = HeadOf(buckets[bucket]);
+                buckets[bucket] = (uint)(i + 1) | (buckets[bucket] & ~IndexMask) | FilterBit(e.Tag);
             }
             Buckets = buckets;
         }
 
         public void BeginRecovery(int expected)
         {
+            expected = Math.Min(expected, MaxEntries);
             if (expected > Entries.Length) GrowEntries(expected);
             var buckets = 4;
             while (buckets + (buckets >> 1) < expected) buckets *= 2;

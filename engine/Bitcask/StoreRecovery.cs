@@ -140,7 +140,7 @@ internal sealed class StoreRecovery
                 try
                 {
                     using var f = _fs.OpenFile(c.HintPath, StorageOpenMode.ReadOnly);
-                    perSegment = Math.Min(f.Length, c.Length) / 40;
+                    perSegment = HintFile.EntryCountHint(f) ?? Math.Min(f.Length, c.Length) / 31;
                 }
                 catch (IOException) { }
             }

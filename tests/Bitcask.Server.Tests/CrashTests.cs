@@ -7,53 +7,6 @@ namespace Bitcask.Server.Tests;
 /// <summary>kill -9 of a child 'bitcask serve' during a client workload in Synced mode loses no acknowledged write.</summary>
 public class CrashTests
 {
-    private sealed class Child : IDisposable
-    {
-        private readonly Process _process;
-        private readonly TaskCompletionSource<int> _ready = new(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        public Child(string directory, string durability)
-        {
-            var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in new[] { Tools.CliDll(), "serve", directory, "--port", "0", "--durability", durability }) psi.ArgumentList.Add(a);
-            _process = Process.Start(psi)!;
-            _process.OutputDataReceived += (_, e) =>
-            {
-                const string marker = "Ready to accept connections on ";
-                if (e.Data?.StartsWith(marker, StringComparison.Ordinal) == true)
-                    _ready.TrySetResult(int.Parse(e.Data[marker.Length..].Split(' ')[0].Split(':')[^1]));
-            };
-            _process.ErrorDataReceived += (_, _) => { };
-            _process.BeginOutputReadLine();
-            _process.BeginErrorReadLine();
-        }
-
-        public int WaitReady()
-        {
-            Assert.True(_ready.Task.Wait(TimeSpan.FromSeconds(120)), "bitcask serve did not start");
-            return _ready.Task.Result;
-        }
-
-        public void Kill9()
-        {
-            _process.Kill(entireProcessTree: true); // SIGKILL
-            _process.WaitForExit();
-        }
-
-        public int Terminate()
-        {
-            Process.Start("kill", ["-TERM", _process.Id.ToString()])!.WaitForExit();
-            Assert.True(_process.WaitForExit(60_000), "bitcask serve did not stop on SIGTERM");
-            return _process.ExitCode;
-        }
-
-        public void Dispose()
-        {
-            try { _process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
-            _process.Dispose();
-        }
-    }
-
     [Fact]
     public async Task Kill_9_of_the_server_during_a_synced_client_workload_loses_no_acknowledged_write()
     {
@@ -64,7 +17,7 @@ public class CrashTests
         {
             for (var round = 0; round < 3; round++)
             {
-                using var child = new Child(directory, "Synced");
+                using var child = new ServeProcess(directory, "Synced");
                 var port = child.WaitReady();
                 using var stop = new CancellationTokenSource();
                 var clients = Enumerable.Range(0, 4).Select(c => Task.Factory.StartNew(() =>
@@ -92,7 +45,7 @@ public class CrashTests
                 await Task.WhenAll(clients);
             }
             Assert.True(acknowledged.Count > 50, $"the workload made too little progress ({acknowledged.Count} acknowledged writes)");
-            using (var check = new Child(directory, "Synced"))
+            using (var check = new ServeProcess(directory, "Synced"))
             {
                 var port = check.WaitReady();
                 using var client = RespConnection.Open(port);

@@ -15,12 +15,25 @@ public class ProtocolTests
     [InlineData("*1\r\n$abc\r\n", "ERR Protocol error: invalid bulk length")]
     [InlineData("*1\r\n*1\r\n$4\r\nPING\r\n", "ERR Protocol error: expected '$', got '*'")]
     [InlineData("*2\r\n$3\r\nGET\r\n:5\r\n", "ERR Protocol error: expected '$', got ':'")]
-    [InlineData("*1\r\n$3\r\nab\r\nX\r\n", "ERR Protocol error: invalid bulk length")]
     [InlineData("SET \"a b\"c\r\n", "ERR Protocol error: unbalanced quotes in request")]
     [InlineData("SET 'abc\r\n", "ERR Protocol error: unbalanced quotes in request")]
     public void A_malformed_frame_gets_redis_protocol_error_and_only_that_connection_closes(string frame, string expected)
     {
         RunMalformed(Encoding.UTF8.GetBytes(frame), expected);
+    }
+
+    [Fact]
+    public async Task The_two_bytes_after_a_bulk_are_skipped_unchecked_as_redis_does()
+    {
+        // Found by ProtocolFuzzTests against redis-server 7: the bulk "ab\r" is the command name, "\nX" is skipped, and the
+        // "\r\n" left is an empty inline line.
+        await using var host = await ServerHost.StartAsync();
+        using var client = host.Connect();
+        client.SendRaw("*1\r\n$3\r\nab\r\nX\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nvXY*1\r\n$4\r\nPING\r\n");
+        Assert.Equal(new RespError("ERR unknown command 'ab ', with args beginning with: "), client.Read());
+        Assert.Equal(new RespSimple("OK"), client.Read());
+        Assert.Equal(new RespSimple("PONG"), client.Read());
+        Assert.Equal("v", client.Call("GET", "k"));
     }
 
     [Fact]

@@ -35,6 +35,25 @@ public class HintFormatTests
     }
 
     [Fact]
+    public void Open_sizes_the_keydir_from_the_hint_trailers_entry_count_and_ignores_a_damaged_trailer()
+    {
+        using var dir = new TempDirectory();
+        const int Keys = 3_000;
+        using (var store = BitcaskStore.Open(dir.Path))
+            for (var i = 0; i < Keys; i++) store.Put(Key(i), new byte[100]);
+        var hint = Directory.GetFiles(dir.Path, "*.hint").Single();
+        using (var file = Bitcask.Storage.OsFileSystem.Instance.OpenFile(hint, Bitcask.Storage.StorageOpenMode.ReadOnly))
+            Assert.Equal(Keys, HintFile.EntryCountHint(file)); // exact, whatever the key length (the old estimate was bytes / 40)
+        var bytes = File.ReadAllBytes(hint);
+        bytes[^12] ^= 0xFF; // inside the trailer's count: its CRC no longer matches
+        File.WriteAllBytes(hint, bytes);
+        using (var file = Bitcask.Storage.OsFileSystem.Instance.OpenFile(hint, Bitcask.Storage.StorageOpenMode.ReadOnly))
+            Assert.Null(HintFile.EntryCountHint(file));
+        using var reopened = BitcaskStore.Open(dir.Path); // the damaged hint is not used: the segment is scanned instead
+        Assert.Equal(Keys, reopened.Count);
+    }
+
+    [Fact]
     public void A_version_2_hint_carries_expiries_tombstones_and_batches_and_gives_the_same_keydir_as_a_scan()
     {
         using var dir = new TempDirectory();

@@ -160,38 +160,41 @@ internal static class KeyCommands
     /// <summary>
     /// SCAN's cursor is a position in the order of a 63-bit hash of the keys: a call returns the keys whose hash is at
     /// least the cursor (about COUNT of them, all keys sharing the last hash included) and the next hash as the cursor, 0
-    /// at the end. Like Redis's, it returns every key present for the whole iteration (at least once) and keeps no state
-    /// between calls; each call reads the key directory once.
+    /// at the end. Like Redis's, it returns every key present for the whole iteration (at least once). The key directory
+    /// is read once per iteration, not per call: the call that starts it (or continues a cursor this connection did not
+    /// hand out) reads the keys from the cursor on, sorted by hash, and keeps them on the connection; a call that
+    /// continues from the cursor the previous call returned resumes there by binary search, in O(log N + COUNT). Keys
+    /// written after that read may or may not be returned, as Redis allows; a key deleted since is skipped.
     /// </summary>
     private static void Scan(CommandContext c)
     {
         if (!TryCursor(c, 1, out var cursor)) return;
         if (!TryScanOptions(c, 2, allowType: true, out var pattern, out var count, out var type)) return;
-        var candidates = new List<(long Hash, byte[] Key)>();
-        foreach (var key in c.Db.Keys())
-        {
-            var hash = HashOf(key);
-            if (hash >= cursor) candidates.Add((hash, key));
-        }
-        candidates.Sort((a, b) => a.Hash.CompareTo(b.Hash));
+        var snapshot = c.Client?.ScanSnapshot is { } kept && kept.Next == cursor && cursor != 0 ? kept : ScanSnapshot.Read(c.Db.Keys(), cursor);
+        var keys = snapshot.Keys;
+        var i = snapshot.IndexOf(cursor);
         var result = new List<byte[]>();
         var next = 0L;
-        var taken = 0;
-        for (var i = 0; i < candidates.Count; i++)
+        for (var taken = 0; i < keys.Length; i++, taken++)
         {
-            if (taken >= count && candidates[i].Hash != candidates[i - 1].Hash)
+            if (taken >= count && keys[i].Hash != keys[i - 1].Hash)
             {
-                next = candidates[i].Hash;
+                next = keys[i].Hash;
                 break;
             }
-            taken++;
-            var key = candidates[i].Key;
+            var key = keys[i].Key;
             if (pattern is not null && !Glob.Match(pattern, key)) continue;
-            if (type is not null)
+            if (type is null)
             {
-                if (!c.Db.TryRead(key, out var entry) || !TypeName(entry.Type).Equals(type, StringComparison.OrdinalIgnoreCase)) continue;
+                if (c.Db.Store.GetInfo(key) is null) continue; // deleted since the iteration read the keys
             }
+            else if (!c.Db.TryRead(key, out var entry) || !TypeName(entry.Type).Equals(type, StringComparison.OrdinalIgnoreCase)) continue;
             result.Add(key);
+        }
+        if (c.Client is { } client)
+        {
+            snapshot.Next = next;
+            client.ScanSnapshot = next == 0 ? null : snapshot;
         }
         c.Reply.Array(2);
         c.Reply.Bulk(next);
@@ -243,5 +246,41 @@ internal static class KeyCommands
             }
         }
         return true;
+    }
+}
+
+/// <summary>The keys of one SCAN iteration from its starting cursor on, sorted by <see cref="KeyCommands.HashOf"/>, and
+/// the cursor the last call handed out. Kept on the connection between calls. Not thread-safe.</summary>
+internal sealed class ScanSnapshot((long Hash, byte[] Key)[] keys)
+{
+    public (long Hash, byte[] Key)[] Keys { get; } = keys;
+
+    /// <summary>The cursor the last call returned: the call continuing from it resumes here.</summary>
+    public long Next { get; set; }
+
+    /// <summary>The keys of <paramref name="all"/> whose hash is at least <paramref name="cursor"/>, sorted by hash.</summary>
+    public static ScanSnapshot Read(IEnumerable<byte[]> all, long cursor)
+    {
+        var keys = new List<(long Hash, byte[] Key)>();
+        foreach (var key in all)
+        {
+            var hash = KeyCommands.HashOf(key);
+            if (hash >= cursor) keys.Add((hash, key));
+        }
+        keys.Sort((a, b) => a.Hash.CompareTo(b.Hash));
+        return new ScanSnapshot([.. keys]);
+    }
+
+    /// <summary>The first position whose hash is at least <paramref name="cursor"/>.</summary>
+    public int IndexOf(long cursor)
+    {
+        int low = 0, high = Keys.Length;
+        while (low < high)
+        {
+            var middle = (low + high) >>> 1;
+            if (Keys[middle].Hash < cursor) low = middle + 1;
+            else high = middle;
+        }
+        return low;
     }
 }

@@ -21,7 +21,12 @@ internal sealed class ReplyWriter
 
     public ReadOnlyMemory<byte> Written => _buffer.AsMemory(0, Length);
 
-    public void Clear() => Length = 0;
+    /// <summary>Discards everything written; a buffer grown past 1 MiB for a big reply is not kept.</summary>
+    public void Clear()
+    {
+        Length = 0;
+        if (_buffer.Length > 1 << 20) _buffer = new byte[4096];
+    }
 
     private Span<byte> Reserve(int count)
     {

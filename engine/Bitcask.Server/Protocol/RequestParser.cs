@@ -25,22 +25,33 @@ internal static class RequestParser
     public static ParseStatus TryParse(ReadOnlySequence<byte> buffer, long maxBulk, bool authenticated, out SequencePosition consumed,
         out byte[][] args, out string? error)
     {
-        args = [];
+        var parsed = new RequestArgs();
+        var status = TryParse(buffer, maxBulk, authenticated, parsed, out consumed, out error);
+        args = status == ParseStatus.Complete ? parsed.ToArrays() : [];
+        return status;
+    }
+
+    /// <summary>Like <see cref="TryParse(ReadOnlySequence{byte}, long, bool, out SequencePosition, out byte[][], out string?)"/>
+    /// into a reused <paramref name="args"/>: a multibulk request allocates nothing.</summary>
+    public static ParseStatus TryParse(ReadOnlySequence<byte> buffer, long maxBulk, bool authenticated, RequestArgs args,
+        out SequencePosition consumed, out string? error)
+    {
         error = null;
         consumed = buffer.Start;
+        args.Reset();
         if (buffer.IsEmpty) return ParseStatus.Incomplete;
         var reader = new SequenceReader<byte>(buffer);
         reader.TryPeek(out var first);
         var status = first == (byte)'*'
-            ? ParseMultibulk(ref reader, maxBulk, authenticated, out args, out error)
-            : ParseInline(ref reader, out args, out error);
+            ? ParseMultibulk(ref reader, maxBulk, authenticated, args, out error)
+            : ParseInline(ref reader, args, out error);
         if (status == ParseStatus.Complete) consumed = reader.Position;
+        else args.Reset();
         return status;
     }
 
-    private static ParseStatus ParseMultibulk(ref SequenceReader<byte> reader, long maxBulk, bool authenticated, out byte[][] args, out string? error)
+    private static ParseStatus ParseMultibulk(ref SequenceReader<byte> reader, long maxBulk, bool authenticated, RequestArgs args, out string? error)
     {
-        args = [];
         error = null;
         if (!TryReadLine(ref reader, out var countLine))
         {
@@ -50,7 +61,6 @@ internal static class RequestParser
         if (!TryParseLong(countLine[1..], out var count) || count > MaxArguments || (!authenticated && count > UnauthenticatedMaxArguments))
             return Fail("ERR Protocol error: invalid multibulk length", out error);
         if (count <= 0) return ParseStatus.Complete;
-        var list = new byte[count][];
         for (var i = 0; i < count; i++)
         {
             if (!TryReadLine(ref reader, out var lengthLine))
@@ -60,24 +70,24 @@ internal static class RequestParser
             }
             if (lengthLine.Length == 0 || lengthLine[0] != (byte)'$')
                 return Fail($"ERR Protocol error: expected '$', got '{(lengthLine.Length == 0 ? '\r' : (char)lengthLine[0])}'", out error);
-            if (!TryParseLong(lengthLine[1..], out var length) || length < 0 || length > maxBulk
+            if (!TryParseLong(lengthLine[1..], out var length) || length < 0 || length > maxBulk || length > Array.MaxLength
                 || (!authenticated && length > UnauthenticatedMaxBulk))
                 return Fail("ERR Protocol error: invalid bulk length", out error);
             if (reader.Remaining < length + 2) return ParseStatus.Incomplete;
-            var value = new byte[length];
-            reader.TryCopyTo(value);
-            reader.Advance(length);
-            if (!reader.IsNext("\r\n"u8, advancePast: true))
-                return Fail("ERR Protocol error: invalid bulk length", out error);
-            list[i] = value;
+            if (reader.UnreadSpan.Length >= length) args.Add(reader.UnreadSpan[..(int)length]);
+            else
+            {
+                reader.TryCopyTo(args.Reserve((int)length));
+                args.Commit((int)length);
+            }
+            // The two bytes after a bulk are skipped unchecked, as Redis does (networking.c: qb_pos += bulklen + 2).
+            reader.Advance(length + 2);
         }
-        args = list;
         return ParseStatus.Complete;
     }
 
-    private static ParseStatus ParseInline(ref SequenceReader<byte> reader, out byte[][] args, out string? error)
+    private static ParseStatus ParseInline(ref SequenceReader<byte> reader, RequestArgs args, out string? error)
     {
-        args = [];
         error = null;
         if (!reader.TryReadTo(out ReadOnlySequence<byte> lineSequence, (byte)'\n', advancePastDelimiter: true))
         {
@@ -89,7 +99,7 @@ internal static class RequestParser
         if (line.Length > 0 && line[^1] == (byte)'\r') line = line[..^1];
         var split = SplitArgs(line);
         if (split is null) return Fail("ERR Protocol error: unbalanced quotes in request", out error);
-        args = split;
+        foreach (var arg in split) args.Add(arg);
         return ParseStatus.Complete;
     }
 
@@ -99,24 +109,25 @@ internal static class RequestParser
         return ParseStatus.Error;
     }
 
-    /// <summary>A line ending in \r\n (Redis looks for the \r); the line without it.</summary>
+    /// <summary>A line ending at its first \r, which must be followed by one more byte (Redis looks for the \r and skips
+    /// two bytes, whatever the second is); the line without them.</summary>
     private static bool TryReadLine(ref SequenceReader<byte> reader, out ReadOnlySpan<byte> line)
     {
         line = default;
         if (!reader.TryReadTo(out ReadOnlySequence<byte> sequence, (byte)'\r', advancePastDelimiter: true)) return false;
         if (sequence.Length > InlineMaxBytes) { line = sequence.Slice(0, InlineMaxBytes).ToArray(); return true; }
-        if (!reader.TryPeek(out var next))
+        if (!reader.TryPeek(out _))
         {
             reader.Rewind(sequence.Length + 1);
             return false;
         }
-        if (next == (byte)'\n') reader.Advance(1);
+        reader.Advance(1); // the byte after the \r is skipped whatever it is, as Redis does (qb_pos = newline + 2)
         line = sequence.IsSingleSegment ? sequence.FirstSpan : sequence.ToArray();
         return true;
     }
 
-    private static bool TryParseLong(ReadOnlySpan<byte> text, out long value) =>
-        Utf8Parser.TryParse(text, out value, out var used) && used == text.Length && text.Length > 0;
+    /// <summary>Redis's string2ll, which reads the count and length lines: no sign but '-', no leading zero, no "-0".</summary>
+    private static bool TryParseLong(ReadOnlySpan<byte> text, out long value) => Commands.CommandContext.TryParseLong(text, out value);
 
     /// <summary>Redis's sdssplitargs: words split by spaces, "double quotes" with \n \r \t \b \a \\ \" \xHH escapes,
     /// 'single quotes' with \' only; a closing quote must be followed by a space or the end. Null when unbalanced.</summary>

@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Hashing;
+using Bitcask.Storage;
 
 namespace Bitcask.Format;
 
@@ -83,6 +84,19 @@ internal static class HintFile
         key.CopyTo(span[(EntryHeaderSize + expiry)..]);
         output.Advance(size);
         next = (long)entry.Offset + entry.Length;
+    }
+
+    /// <summary>The entry count a hint's trailer records (its own CRC checked), for sizing the keydir before loading;
+    /// null when the trailer is not intact. Only an estimate: whether the hint is used is decided by <see cref="Validate"/>.</summary>
+    public static long? EntryCountHint(IStorageFile file)
+    {
+        if (file.Length < HeaderSize + TrailerSize) return null;
+        Span<byte> trailer = stackalloc byte[TrailerSize];
+        if (file.Read(file.Length - TrailerSize, trailer) != TrailerSize) return null;
+        if (BinaryPrimitives.ReadUInt32LittleEndian(trailer) != TrailerMagic || BinaryPrimitives.ReadUInt32LittleEndian(trailer[20..]) != Crc32.HashToUInt32(trailer[..20]))
+            return null;
+        var count = BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]);
+        return count <= (ulong)file.Length ? (long)count : null; // an entry takes more than a byte: anything larger is not a count
     }
 
     public static void AppendTrailer(ArrayBufferWriter<byte> output, ulong count)

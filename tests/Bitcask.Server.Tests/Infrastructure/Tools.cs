@@ -53,3 +53,31 @@ public sealed class NeedsProgramFactAttribute : FactAttribute
             Skip = $"{program} is not installed (Debian package {(program == "redis-server" ? "redis-server" : "redis-tools")}; .ci/run installs it)";
     }
 }
+
+/// <summary>A fact skipped, with the reason, where this process may not open <paramref name="descriptors"/> files (the
+/// runtime raises the soft limit to the hard one at start; CI machines and this VM allow 20,000 or more).</summary>
+public sealed class NeedsOpenFilesFactAttribute : FactAttribute
+{
+    public NeedsOpenFilesFactAttribute(int descriptors)
+    {
+        var limit = OpenFilesLimit();
+        if (limit < descriptors) Skip = $"this process may open {limit} files; the test needs {descriptors} (raise the hard limit: ulimit -Hn)";
+    }
+
+    private static long OpenFilesLimit()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/limits"))
+                if (line.StartsWith("Max open files", StringComparison.Ordinal))
+                {
+                    var soft = line["Max open files".Length..].Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
+                    return soft == "unlimited" ? long.MaxValue : long.Parse(soft);
+                }
+        }
+        catch (IOException)
+        {
+        }
+        return long.MaxValue; // not Linux: let the test find out
+    }
+}
