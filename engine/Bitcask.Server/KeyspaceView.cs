@@ -42,7 +42,14 @@ internal sealed class KeyspaceView(ServerState server)
     public long NowMs => server.NowMs;
 
     /// <summary>The clients' keys (a replicated node's store also holds the replication layer's "\0raft:" keys).</summary>
-    public IEnumerable<byte[]> Keys() => server.Node is null ? Store.Keys() : Store.Keys().Where(k => !StoredValue.IsEngineKey(k));
+    public IEnumerable<byte[]> Keys()
+    {
+        if (server.Node is null) return Store.Keys();
+        var store = Store;
+        var now = NowMs;
+        // as reads do: a key whose expiry the wall clock passed is hidden before the leader's delete arrives
+        return store.Keys().Where(k => !StoredValue.IsEngineKey(k) && !(store.GetInfo(k)?.ExpiresAt is { } at && at.ToUnixTimeMilliseconds() <= now));
+    }
 
     /// <summary>How many keys <see cref="Keys"/> has.</summary>
     public long Count => server.KeyCount;

@@ -78,6 +78,7 @@ public sealed class RespClusterTests
         var pending = c.Raft.Running.Select(i => c.Raft.Node(i).ComputeDigest()).Distinct().ToArray();
         Assert.Single(pending);
         var indexBefore = Applied(c, c.Raft.Leader());
+        Assert.Contains("short", ((List<object?>)conn.Ok("KEYS", "*")!).Cast<string>());
         // ...and the expiry is a log entry the leader proposes: every node deletes the key at the same index.
         await Cluster.Eventually(() => c.Raft.Running.All(i => !c.Raft.Node(i).ReadLocal(s => s.ContainsKey("short"u8))), "short to be deleted everywhere");
         await WaitAllApplied(c);
@@ -89,6 +90,7 @@ public sealed class RespClusterTests
         {
             using var each = c.Connect(i);
             Assert.Null(each.Ok("GET", "short"));
+            Assert.DoesNotContain("short", ((List<object?>)each.Ok("KEYS", "*")!).Cast<string>());
             Assert.Equal("1", each.Ok("GET", "keep"));
             var digest = each.Map("BITCASK.RAFT", "DIGEST");
             Assert.Equal(after[0].Digest, digest["digest"]);
