@@ -31,6 +31,9 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     private long _applied;
     private readonly LogClock _clock = new();
 
+    /// <summary>Test hook: how long every store replacement from a snapshot takes at least (process-wide).</summary>
+    internal static TimeSpan? SlowStoreReplaceForTests;
+
     /// <summary>Test hook: runs before each entry is applied (may block, simulating a slow or crashed applier).</summary>
     internal Func<long, CancellationToken, ValueTask>? BeforeApply;
 
@@ -80,6 +83,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     /// view at <see cref="AppliedIndex"/>).</summary>
     internal T ReadExclusive<T>(Func<BitcaskStore, T> read)
     {
+        WaitForInstall();
         _swap.EnterWriteLock();
         try { return read(_store); }
         finally { _swap.ExitWriteLock(); }
@@ -91,6 +95,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     /// <summary>Runs <paramref name="read"/> on the current store, never during a snapshot install.</summary>
     internal T Read<T>(Func<BitcaskStore, T> read)
     {
+        WaitForInstall();
         _swap.EnterReadLock();
         try { return read(_store); }
         finally { _swap.ExitReadLock(); }
@@ -110,6 +115,8 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     {
         if (entry.IsSnapshot)
             return await InstallAsync(entry, token).ConfigureAwait(false);
+        if (Volatile.Read(ref _installing) is { IsCompleted: false } installing)
+            await installing.ConfigureAwait(false); // the store of the snapshot installed last comes first
         if (entry.Index <= AppliedIndex)
             return entry.Index; // applied before a restart (the log's commit checkpoint lagged the store): never twice
         if (BeforeApply is { } hook)
@@ -165,7 +172,10 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
 
     private async ValueTask<long> InstallAsync(LogEntry entry, CancellationToken token)
     {
+        if (Volatile.Read(ref _installing) is { IsCompleted: false } previous)
+            await previous.ConfigureAwait(false); // one replacement at a time
         var tmpFile = Path.Combine(_snapshotRoot, "incoming.tmp");
+        long installed;
         await using (var fs = new FileStream(tmpFile, FileMode.Create, FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.Asynchronous))
         {
             var buffer = new byte[1 << 16];
@@ -176,17 +186,35 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             if (snapshot.Index != entry.Index)
                 _log.LogWarning("Installed snapshot says index {Inner}, the log entry {Outer}", snapshot.Index, entry.Index);
             _log.LogInformation("Installing snapshot at index {Index} (term {Term}) from the leader", snapshot.Index, snapshot.Term);
-            ReplaceStoreFrom(snapshot);
             _snapshot = snapshot;
+            installed = snapshot.Index;
+            // The install is one Raft request, which DotNext cuts at its request timeout (the lower election timeout: it
+            // must stay below the election timeout, or a candidate waiting on a partitioned member's vote never wins).
+            // Copying the backup into place and opening it can take longer, and an install cut short was started again,
+            // forever. So the request ends once the snapshot is received and unpacked (durable in the snapshot folder:
+            // a restart restores the store from it), and the store is replaced right after; every read and the next
+            // entry's apply wait for that first.
+            Volatile.Write(ref _installing, Task.Run(() => ReplaceStoreFrom(snapshot), CancellationToken.None));
         }
         File.Delete(tmpFile);
-        return AppliedIndex;
+        return installed;
+    }
+
+    /// <summary>The store replacement of the newest snapshot install, run after the install request was answered.</summary>
+    private Task? _installing;
+
+    /// <summary>Blocks until a pending store replacement is done (rethrowing its failure).</summary>
+    private void WaitForInstall()
+    {
+        if (Volatile.Read(ref _installing) is { IsCompleted: false } installing)
+            installing.GetAwaiter().GetResult();
     }
 
     /// <summary>Replaces the store's directory by a copy of the snapshot's backup and reopens it. Copies, not links:
     /// the reopened store appends to its newest segment, which must not be the snapshot's file.</summary>
     private void ReplaceStoreFrom(BackupSnapshot snapshot)
     {
+        if (SlowStoreReplaceForTests is { } delay) Thread.Sleep(delay); // a big store on a slow disk
         _swap.EnterWriteLock();
         try
         {
@@ -223,6 +251,8 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
 
     public void Dispose()
     {
+        try { WaitForInstall(); }
+        catch (Exception e) { _log.LogWarning(e, "Store replacement from a snapshot failed"); }
         _swap.EnterWriteLock();
         try { _store.Dispose(); }
         finally { _swap.ExitWriteLock(); }

@@ -153,6 +153,38 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_snapshot_install_whose_store_replacement_outlasts_the_raft_request_timeout_still_catches_the_node_up()
+    {
+        // The install is one Raft request, cut at DotNext's request timeout (the lower election timeout, 300 ms here).
+        // Before the fix the store was copied into place and opened inside that request: a replacement slower than the
+        // timeout was abandoned by the leader and started again, forever, and the node never caught up.
+        await using var c = await Cluster.StartAsync(snapshotInterval: 20);
+        var leader = c.Leader();
+        var wiped = c.Follower();
+        await c.StopNodeAsync(wiped);
+        for (var i = 0; i < 100; i++)
+            await c.Node(leader).PutAsync($"k{i:D3}", $"v{i}");
+        Directory.Delete(c.StoreDir(wiped), recursive: true);
+        Directory.Delete(c.LogDir(wiped), recursive: true);
+        StoreStateMachine.SlowStoreReplaceForTests = TimeSpan.FromSeconds(1.5);
+        try
+        {
+            var node = await ReplicatedStore.StartAsync(c.Options(wiped));
+            c.Nodes[wiped] = node;
+            await c.Node(leader).PutAsync("last", "x");
+            Assert.Equal("x", await node.GetStringAsync("last"));
+            Assert.Equal("v0", node.GetStaleString("k000"));
+            Assert.Equal("v99", node.GetStaleString("k099"));
+            Assert.True(node.Status.SnapshotIndex >= 80, $"snapshot index {node.Status.SnapshotIndex}");
+            await AssertSameContent(c);
+        }
+        finally
+        {
+            StoreStateMachine.SlowStoreReplaceForTests = null;
+        }
+    }
+
+    [Fact]
     public async Task Concurrent_increments_from_three_nodes_sum_exactly()
     {
         await using var c = await Cluster.StartAsync();
