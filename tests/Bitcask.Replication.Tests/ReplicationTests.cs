@@ -130,14 +130,7 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     public async Task A_wiped_node_catches_up_by_snapshot_after_the_log_is_truncated()
     {
         await using var c = await Cluster.StartAsync(snapshotInterval: 20);
-        var leader = c.Leader();
-        var wiped = c.Follower();
-        await c.StopNodeAsync(wiped);
-        for (var i = 0; i < 100; i++)
-            await c.Node(leader).PutAsync($"k{i:D3}", $"v{i}");
-        Assert.True(c.Node(leader).Status.SnapshotIndex >= 80);
-        Directory.Delete(c.StoreDir(wiped), recursive: true);
-        Directory.Delete(c.LogDir(wiped), recursive: true);
+        var (leader, wiped) = await WipeAFollowerBehindSnapshotsAsync(c);
         var appliedFromLog = 0;
         var options = c.Options(wiped);
         var node = await ReplicatedStore.StartAsync(options);
@@ -159,13 +152,7 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         // Before the fix the store was copied into place and opened inside that request: a replacement slower than the
         // timeout was abandoned by the leader and started again, forever, and the node never caught up.
         await using var c = await Cluster.StartAsync(snapshotInterval: 20);
-        var leader = c.Leader();
-        var wiped = c.Follower();
-        await c.StopNodeAsync(wiped);
-        for (var i = 0; i < 100; i++)
-            await c.Node(leader).PutAsync($"k{i:D3}", $"v{i}");
-        Directory.Delete(c.StoreDir(wiped), recursive: true);
-        Directory.Delete(c.LogDir(wiped), recursive: true);
+        var (leader, wiped) = await WipeAFollowerBehindSnapshotsAsync(c);
         StoreStateMachine.SlowStoreReplaceForTests = TimeSpan.FromSeconds(1.5);
         try
         {
@@ -182,6 +169,21 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         {
             StoreStateMachine.SlowStoreReplaceForTests = null;
         }
+    }
+
+    /// <summary>Stops a follower, writes k000..k099 (several snapshots at interval 20; the log is truncated below the
+    /// newest) and deletes the follower's store and log: it can only catch up by snapshot install.</summary>
+    private static async Task<(int Leader, int Wiped)> WipeAFollowerBehindSnapshotsAsync(Cluster c)
+    {
+        var leader = c.Leader();
+        var wiped = c.Follower();
+        await c.StopNodeAsync(wiped);
+        for (var i = 0; i < 100; i++)
+            await c.Node(leader).PutAsync($"k{i:D3}", $"v{i}");
+        Assert.True(c.Node(leader).Status.SnapshotIndex >= 80);
+        Directory.Delete(c.StoreDir(wiped), recursive: true);
+        Directory.Delete(c.LogDir(wiped), recursive: true);
+        return (leader, wiped);
     }
 
     [Fact]
