@@ -124,27 +124,41 @@ internal sealed class KeyspaceView(ServerState server)
     }
 
     /// <summary><see cref="BuildBatch"/> for a replicated node: the same conditions and writes as one Raft log entry, the
-    /// expiries as absolute times (chosen here, judged by the log's clock on every node).</summary>
+    /// expiries as absolute times (chosen here, judged by the log's clock on every node). A key read as expired only by
+    /// the wall clock may still be live by the log's clock: its condition also holds when it is absent by then.</summary>
     public Bitcask.Replication.ReplicatedBatch BuildReplicatedBatch(IReadOnlyDictionary<byte[], long>? watched = null)
     {
         var batch = new Bitcask.Replication.ReplicatedBatch();
-        foreach (var (key, version) in _readVersions)
-            if (_seenExpired.Contains(key)) batch.RequireVersionOrAbsent(key, version);
+        foreach (var (key, version, orAbsent) in Conditions(watched))
+            if (orAbsent) batch.RequireVersionOrAbsent(key, version);
             else batch.RequireVersion(key, version);
+        foreach (var (key, raw, expiresAtMs) in Writes())
+            if (raw is null) batch.Delete(key);
+            else if (expiresAtMs == 0) batch.Put(key, raw);
+            else batch.Put(key, raw, DateTimeOffset.FromUnixTimeMilliseconds(expiresAtMs));
+        return batch;
+    }
+
+    /// <summary>What a commit must check: a version per key read from the store (or absent, for a key seen expired), then
+    /// the versions WATCH saw of keys not read.</summary>
+    private IEnumerable<(byte[] Key, long Version, bool OrAbsent)> Conditions(IReadOnlyDictionary<byte[], long>? watched)
+    {
+        foreach (var (key, version) in _readVersions) yield return (key, version, _seenExpired.Contains(key));
         if (watched is not null)
             foreach (var (key, version) in watched)
-                if (!_readVersions.ContainsKey(key)) batch.RequireVersion(key, version);
+                if (!_readVersions.ContainsKey(key)) yield return (key, version, false);
+    }
+
+    /// <summary>The staged writes in staging order (a null value is a delete). A delete of a key read as absent is left
+    /// out: it would write a needless tombstone.</summary>
+    private IEnumerable<(byte[] Key, byte[]? Raw, long ExpiresAtMs)> Writes()
+    {
         foreach (var key in _order)
         {
             var s = _staged[key];
-            if (s.Raw is null)
-            {
-                if (!_readVersions.TryGetValue(key, out var v) || v != 0) batch.Delete(key);
-            }
-            else if (s.ExpiresAtMs == 0) batch.Put(key, s.Raw);
-            else batch.Put(key, s.Raw, DateTimeOffset.FromUnixTimeMilliseconds(s.ExpiresAtMs));
+            if (s.Raw is null && _readVersions.TryGetValue(key, out var v) && v == 0) continue;
+            yield return (key, s.Raw, s.ExpiresAtMs);
         }
-        return batch;
     }
 
     public bool Exists(byte[] key) => TryRead(key, out _);
@@ -189,21 +203,11 @@ internal sealed class KeyspaceView(ServerState server)
     public WriteBatch BuildBatch(IReadOnlyDictionary<byte[], long>? watched = null)
     {
         var batch = new WriteBatch();
-        foreach (var (key, version) in _readVersions) batch.RequireVersion(key, version);
-        if (watched is not null)
-            foreach (var (key, version) in watched)
-                if (!_readVersions.ContainsKey(key)) batch.RequireVersion(key, version);
-        foreach (var key in _order)
-        {
-            var s = _staged[key];
-            if (s.Raw is null)
-            {
-                // A delete of a key the store does not have would write a needless tombstone: only delete what exists.
-                if (!_readVersions.TryGetValue(key, out var v) || v != 0) batch.Delete(key);
-            }
-            else if (s.ExpiresAtMs == 0) batch.Put(key, s.Raw);
-            else batch.Put(key, s.Raw, DateTimeOffset.FromUnixTimeMilliseconds(s.ExpiresAtMs));
-        }
+        foreach (var (key, version, _) in Conditions(watched)) batch.RequireVersion(key, version);
+        foreach (var (key, raw, expiresAtMs) in Writes())
+            if (raw is null) batch.Delete(key);
+            else if (expiresAtMs == 0) batch.Put(key, raw);
+            else batch.Put(key, raw, DateTimeOffset.FromUnixTimeMilliseconds(expiresAtMs));
         return batch;
     }
 }
