@@ -32,6 +32,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
     private readonly StoreStateMachine _machine;
     private readonly WriteAheadLog _wal;
     private readonly RaftCluster _cluster;
+    private readonly Membership _membership;
     private readonly ForwardServer _forwardServer;
     private readonly ForwardClient _forwardClient = new();
     private readonly ILoggerFactory _loggers;
@@ -50,6 +51,12 @@ public sealed class ReplicatedStore : IAsyncDisposable
             options.StoreOptions, options.SnapshotInterval, options.SnapshotIntervalBytes, _log);
         try
         {
+            // The membership comes from the log directory once the node has run (changed by cluster add/remove);
+            // Members only seed a node that has none recorded yet.
+            var membershipFile = Path.Combine(options.LogDirectory, Membership.FileName);
+            if (!File.Exists(membershipFile) && options.Members.Count > 0)
+                Membership.SeedAsync(membershipFile, options.Members, CancellationToken.None).GetAwaiter().GetResult();
+            _membership = new Membership(membershipFile);
             _wal = new WriteAheadLog(new WriteAheadLog.Options
             {
                 Location = Path.Combine(options.LogDirectory, "wal"),
@@ -64,7 +71,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
                 // Static membership: every node starts knowing the whole configuration; a cold start would make each
                 // node a one-member cluster of its own.
                 ColdStart = false,
-                ConfigurationStorage = null, // DotNext's in-memory storage, filled below
+                ConfigurationStorage = _membership,
                 IsLeaderLeaseEnabled = options.LeaderLease,
                 LoggerFactory = loggers,
             };
@@ -73,14 +80,6 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     config.Metadata[key] = value;
             config.Metadata[ForwardMetadataKey] = _forwardServer.EndPoint.ToString();
             _localMetadata = new Dictionary<string, string>(config.Metadata);
-            if (options.Members.Count > 0)
-            {
-                var storage = config.ConfigurationStorage as InMemoryClusterConfigurationStorage<EndPoint>
-                    ?? throw new InvalidOperationException("DotNext's default configuration storage is not the in-memory one");
-                var builder = storage.CreateInitialConfigurationBuilder();
-                foreach (var member in options.Members) builder.Add(member);
-                builder.Build();
-            }
             _cluster = new RaftCluster(config) { AuditTrail = _wal };
         }
         catch
@@ -644,6 +643,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
         _forwardClient.Dispose();
         _cluster.Dispose();
         await _wal.DisposeAsync().ConfigureAwait(false);
+        _membership.Dispose();
         _machine.Dispose();
         _stopping.Dispose();
     }

@@ -242,6 +242,35 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public async Task A_membership_changed_by_add_and_remove_survives_a_restart_of_every_node()
+    {
+        await using var c = await Cluster.StartAsync(size: 4, initial: 3);
+        var leader = c.Leader();
+        await c.Node(leader).PutAsync("before", "yes");
+        c.Nodes[3] = await ReplicatedStore.StartAsync(c.Options(3, members: []));
+        Assert.True(await c.Node(leader).AddMemberAsync(c.EndPoints[3]));
+        var removed = c.Running.First(i => i != leader && i != 3);
+        Assert.True(await c.Node(leader).RemoveMemberAsync(c.EndPoints[removed]));
+        await c.StopNodeAsync(removed);
+        var expected = Enumerable.Range(0, 4).Where(i => i != removed).Select(i => c.EndPoints[i].ToString()).Order().ToArray();
+        string[] MembersOf(int i) => c.Node(i).Status.Members.Select(m => m.ToString()!).Order().ToArray();
+        await Cluster.Eventually(() => c.Running.All(i => MembersOf(i).SequenceEqual(expected)), "every node to see the changed membership");
+
+        // Restart every node with the options it was first started with: the three original nodes still name the
+        // removed node (and not the added one) in their static members; the added node names none.
+        var running = c.Running.ToArray();
+        foreach (var i in running) await c.StopNodeAsync(i);
+        foreach (var i in running)
+            c.Nodes[i] = await ReplicatedStore.StartAsync(i == 3 ? c.Options(3, members: []) : c.Options(i));
+        await c.WaitForLeaderAsync();
+        foreach (var i in c.Running)
+            Assert.Equal(expected, MembersOf(i));
+        await c.Node(c.Leader()).PutAsync("after-restart", "yes");
+        Assert.Equal("yes", await c.Node(3).GetStringAsync("after-restart"));
+        Assert.Equal("yes", await c.Node(3).GetStringAsync("before"));
+    }
+
+    [Fact]
     public async Task A_value_the_stores_refuse_fails_on_every_node_and_later_writes_still_apply()
     {
         await using var c = await Cluster.StartAsync();
