@@ -28,7 +28,9 @@ public sealed class ReplicationOptions
     public IReadOnlyDictionary<string, string>? Metadata { get; init; }
 
     /// <summary>Every member of the initial static configuration, this node included (e.g. three nodes). Empty for a
-    /// node that will be added later through <see cref="ReplicatedStore.AddMemberAsync"/> on the leader.</summary>
+    /// node that will be added later through <see cref="ReplicatedStore.AddMemberAsync"/> on the leader. Used only by a
+    /// node that has never run: from its first start on, the membership is the one recorded in
+    /// <see cref="LogDirectory"/> (file <c>members</c>), which configuration changes keep up to date.</summary>
     public IReadOnlyList<IPEndPoint> Members { get; init; } = [];
 
     /// <summary>The node's own store directory (one per node). Required.</summary>

@@ -19,7 +19,7 @@ internal static partial class Commands
     {
         public readonly Option<string?> ClusterId = new("--cluster-id") { Description = "Run as one node of this Raft cluster (DIR then holds store/ and raft/). Without it the server is standalone.", HelpName = "ID" };
         public readonly Option<string?> Node = new("--node") { Description = "This node's Raft address ip:port: its identity in the membership and where the other nodes connect.", HelpName = "IP:PORT" };
-        public readonly Option<string?> Peers = new("--peers") { Description = "The other members of the initial configuration, comma-separated ip:port.", HelpName = "IP:PORT,..." };
+        public readonly Option<string?> Peers = new("--peers") { Description = "The other members of the initial configuration, comma-separated ip:port (used only the first time the node starts; DIR/raft/members holds the membership from then on).", HelpName = "IP:PORT,..." };
         public readonly Option<string?> NodeListen = new("--node-listen") { Description = "Where the Raft listener binds (default: --node), when a proxy or NAT sits at --node.", HelpName = "IP:PORT" };
         public readonly Option<string?> ElectionTimeout = new("--election-timeout") { Description = "Randomized election timeout in ms, lower-upper (default 300-600).", HelpName = "MS-MS" };
         public readonly Option<double> OperationTimeout = new("--operation-timeout") { Description = "Seconds a write or a read barrier may wait for a leader and a majority before the client gets -CLUSTERDOWN.", DefaultValueFactory = _ => 5 };
