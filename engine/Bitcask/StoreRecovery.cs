@@ -61,6 +61,7 @@ internal sealed class StoreRecovery
             // Segments load in parallel: the keydir is thread-safe and newest-sequence-wins does not depend on load order.
             Parallel.For(0, candidates.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) },
                 i => loaded[i] = Load(analysis, candidates[i]));
+            _hintScratch.Clear(); // the hints are applied: their scratch arrays go back to the GC now
             analysis.Complete();
 
             // Decide first: a read-write open that must stop stops here, before any file changed.
@@ -190,18 +191,62 @@ internal sealed class StoreRecovery
     /// Applies a validated hint. Inserting keys in file order touches the keydir's stripes at random, one cache miss after
     /// another; so the entries are first grouped by stripe (one pass hashing the keys, a counting sort of entry positions),
     /// then inserted stripe by stripe, a stripe's arrays staying in cache while it fills, and with stripes split between
-    /// threads. Temporary memory: 32 bytes per entry, released at once; nothing per key.
+    /// threads. Temporary memory: 32 bytes per entry of the largest hint, per loading thread, reused from hint to hint and
+    /// released when the open ends; nothing per key.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
     private void ApplyHint(Segment segment, HintBytes hint)
     {
-        ReadOnlySpan<byte> Hint() => hint.Span;
         var entryCount = (int)System.Buffers.Binary.BinaryPrimitives.ReadUInt64LittleEndian(hint.Span[^(HintFile.TrailerSize - 8)..]);
+        // Segments load two or more at a time; each load takes scratch arrays from the open's pool and gives them back, so
+        // an open allocates (and the OS faults in) them about once per thread instead of once per hint.
+        var scratch = _hintScratch.TryTake(out var pooled) ? pooled : new HintScratch();
+        try
+        {
+            ApplyHint(segment, hint, entryCount, scratch.For(entryCount));
+        }
+        finally
+        {
+            _hintScratch.Add(scratch);
+        }
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentBag<HintScratch> _hintScratch = [];
+
+    /// <summary>The temporary arrays of one <see cref="ApplyHint(Segment, HintBytes)"/>, reused by the next one (every
+    /// element below the entry count is written before it is read, so they are neither cleared nor zeroed).</summary>
+    private sealed class HintScratch
+    {
+        public int[] Positions = [], SortedPositions = [];
+        public uint[] Offsets = [], SortedOffsets = [];
+        public ulong[] Hashes = [], SortedHashes = [];
+        public readonly int[] PerStripe = new int[KeyDir.StripeTotal + 1];
+
+        public HintScratch For(int entries)
+        {
+            if (Positions.Length < entries)
+            {
+                Positions = GC.AllocateUninitializedArray<int>(entries);
+                SortedPositions = GC.AllocateUninitializedArray<int>(entries);
+                Offsets = GC.AllocateUninitializedArray<uint>(entries);
+                SortedOffsets = GC.AllocateUninitializedArray<uint>(entries);
+                Hashes = GC.AllocateUninitializedArray<ulong>(entries);
+                SortedHashes = GC.AllocateUninitializedArray<ulong>(entries);
+            }
+            Array.Clear(PerStripe);
+            return this;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // runs a million times during open, before tiered JIT would optimize it
+    private void ApplyHint(Segment segment, HintBytes hint, int entryCount, HintScratch scratch)
+    {
+        ReadOnlySpan<byte> Hint() => hint.Span;
         var version = HintFile.VersionOf(hint.Span);
-        var positions = new int[entryCount];
-        var offsets = new uint[entryCount]; // version 2 entries do not store their offset: it follows from the walk
-        var hashes = new ulong[entryCount];
-        var perStripe = new int[KeyDir.StripeTotal + 1];
+        var positions = scratch.Positions;
+        var offsets = scratch.Offsets; // version 2 entries do not store their offset: it follows from the walk
+        var hashes = scratch.Hashes;
+        var perStripe = scratch.PerStripe;
         ulong min = ulong.MaxValue, max = 0;
         var reader = new HintFile.Reader(Hint()[..^HintFile.TrailerSize], checkEntryCrc: false);
         for (var i = 0; i < entryCount; i++)
@@ -216,9 +261,9 @@ internal sealed class StoreRecovery
         }
         for (var s = 1; s <= KeyDir.StripeTotal; s++) perStripe[s] += perStripe[s - 1]; // perStripe[s] = first slot of stripe s
         // Scatter (position, hash) pairs into stripe order, so the insert loop reads both arrays sequentially.
-        var sortedPositions = new int[entryCount];
-        var sortedOffsets = new uint[entryCount];
-        var sortedHashes = new ulong[entryCount];
+        var sortedPositions = scratch.SortedPositions;
+        var sortedOffsets = scratch.SortedOffsets;
+        var sortedHashes = scratch.SortedHashes;
         var next = perStripe[..KeyDir.StripeTotal];
         for (var i = 0; i < entryCount; i++)
         {
