@@ -12,7 +12,10 @@ namespace Bitcask.Bench.Harness;
 /// </summary>
 public static class ReopenMode
 {
-    public sealed record Sample(double FirstMs, double FirstCpuMs, double WarmMs);
+    /// <param name="FirstFaults">Minor page faults of the first open (Linux; 0 elsewhere).</param>
+    /// <param name="TouchNsPerPage">What the first write to a fresh 4 KiB page of memory costs in that process (a probe
+    /// after the opens): how much of a first open's time the memory it fills for the first time can take.</param>
+    public sealed record Sample(double FirstMs, double FirstCpuMs, double WarmMs, double FirstFaults = 0, double TouchNsPerPage = 0);
 
     public sealed record Row(long Keys, int ValueSize, long DataBytes, long HintBytes, Sample WithHints, Sample WithoutHints);
 
@@ -39,13 +42,14 @@ public static class ReopenMode
         }
         output.WriteLine($"Reopen to first get, medians of {runs} fresh processes each. Machine: {Compare.MachineDescription()}");
         output.WriteLine();
-        output.WriteLine("| keys | value | data | hints | with hints | without | ratio | with hints, warm | without, warm | ratio, warm |");
-        output.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        output.WriteLine("| keys | value | data | hints | with hints | without | ratio | with hints, warm | without, warm | ratio, warm | page faults, first open with hints | first touch of a 4 KiB page |");
+        output.WriteLine("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var r in rows)
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {r.Keys:N0} | {r.ValueSize} B | {Mib(r.DataBytes)} | {Mib(r.HintBytes)} | {r.WithHints.FirstMs:F0} ms (CPU {r.WithHints.FirstCpuMs:F0}) | {r.WithoutHints.FirstMs:F0} ms (CPU {r.WithoutHints.FirstCpuMs:F0}) | {r.WithoutHints.FirstMs / r.WithHints.FirstMs:F1}× | {r.WithHints.WarmMs:F0} ms | {r.WithoutHints.WarmMs:F0} ms | {r.WithoutHints.WarmMs / r.WithHints.WarmMs:F1}× |"));
+                $"| {r.Keys:N0} | {r.ValueSize} B | {Mib(r.DataBytes)} | {Mib(r.HintBytes)} | {r.WithHints.FirstMs:F0} ms (CPU {r.WithHints.FirstCpuMs:F0}) | {r.WithoutHints.FirstMs:F0} ms (CPU {r.WithoutHints.FirstCpuMs:F0}) | {r.WithoutHints.FirstMs / r.WithHints.FirstMs:F1}× | {r.WithHints.WarmMs:F0} ms | {r.WithoutHints.WarmMs:F0} ms | {r.WithoutHints.WarmMs / r.WithHints.WarmMs:F1}× | {r.WithHints.FirstFaults:N0} | {r.WithHints.TouchNsPerPage / 1000:F1} µs |"));
         output.WriteLine();
         output.WriteLine("First open: a new process's first BitcaskStore.Open (includes JIT and type loading, about 0.1 s on this machine). Warm: a second open of the same store in that process.");
+        output.WriteLine("A first open fills memory the process never touched before (the keydir, ~48 B per key), one minor page fault per 4 KiB page; a warm open mostly reuses memory the GC already has. The last column is a probe of what one such first touch costs here (64 MiB of fresh memory, one write per page).");
         return 0;
     }
 
@@ -90,7 +94,7 @@ public static class ReopenMode
     {
         var samples = Enumerable.Range(0, runs).Select(_ => run()).ToList();
         return new Sample(Compare.Median(samples.Select(s => s.FirstMs)), Compare.Median(samples.Select(s => s.FirstCpuMs)),
-            Compare.Median(samples.Select(s => s.WarmMs)));
+            Compare.Median(samples.Select(s => s.WarmMs)), Compare.Median(samples.Select(s => s.FirstFaults)), Compare.Median(samples.Select(s => s.TouchNsPerPage)));
     }
 
     private static Sample Child(string dir, long keys, TextWriter log)
@@ -109,19 +113,45 @@ public static class ReopenMode
         var parts = line.Split(' ');
         log.WriteLine("  " + line.Trim());
         return new Sample(double.Parse(parts[1], CultureInfo.InvariantCulture), double.Parse(parts[2], CultureInfo.InvariantCulture),
-            double.Parse(parts[3], CultureInfo.InvariantCulture));
+            double.Parse(parts[3], CultureInfo.InvariantCulture), double.Parse(parts[4], CultureInfo.InvariantCulture), double.Parse(parts[5], CultureInfo.InvariantCulture));
     }
 
-    /// <summary>The child: opens the store twice, prints "reopen FIRST_MS FIRST_CPU_MS WARM_MS".</summary>
+    /// <summary>The child: opens the store twice, then probes first-touch cost; prints
+    /// "reopen FIRST_MS FIRST_CPU_MS WARM_MS FIRST_FAULTS TOUCH_NS_PER_PAGE".</summary>
     public static int RunOne(Args args)
     {
         var dir = args.OptionalString("dir") ?? throw new ArgumentException("--dir is required");
         var keys = args.Long("keys", 1, 1, 1L << 40);
+        var faults = MinorFaults();
         var first = OpenOnce(dir, keys);
+        faults = MinorFaults() - faults;
         GC.Collect();
         var warm = OpenOnce(dir, keys);
-        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"reopen {first.Wall:F1} {first.Cpu:F1} {warm.Wall:F1}"));
+        var touch = FirstTouchNsPerPage();
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"reopen {first.Wall:F1} {first.Cpu:F1} {warm.Wall:F1} {faults} {touch:F0}"));
         return 0;
+    }
+
+    /// <summary>Minor page faults of this process so far (Linux /proc/self/stat field 10; 0 elsewhere).</summary>
+    internal static long MinorFaults()
+    {
+        if (!OperatingSystem.IsLinux()) return 0;
+        var stat = File.ReadAllText("/proc/self/stat");
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' '); // after "pid (comm) ": state is field 3
+        return long.Parse(fields[7], CultureInfo.InvariantCulture);
+    }
+
+    /// <summary>Nanoseconds per 4 KiB page to write one byte into each page of 64 MiB of memory this process never
+    /// touched (a pinned, uninitialized array: the GC does not clear it, so the first write faults the page in).</summary>
+    internal static double FirstTouchNsPerPage()
+    {
+        const int Size = 64 << 20, Page = 4096;
+        var block = GC.AllocateUninitializedArray<byte>(Size, pinned: true);
+        var timer = Stopwatch.StartNew();
+        for (var i = Page; i < Size; i += Page) block[i] = 1;
+        var ns = timer.Elapsed.TotalMilliseconds * 1e6 / (Size / Page - 1);
+        GC.KeepAlive(block);
+        return ns;
     }
 
     private static (double Wall, double Cpu) OpenOnce(string dir, long keys)
