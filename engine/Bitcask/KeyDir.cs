@@ -181,12 +181,15 @@ internal sealed class KeyDir
 
     // ---- recovery: newest sequence number wins, whatever order the records are loaded in ----
 
-    /// <summary>Starts a bulk load. <paramref name="expectedKeys"/> pre-sizes the stripes (0 when unknown).</summary>
-    public void BeginRecovery(long expectedKeys)
+    /// <summary>Starts a bulk load. <paramref name="expectedKeys"/> and <paramref name="expectedKeyBytes"/> pre-size the
+    /// stripes (0 when unknown; key bytes default to 24 per key).</summary>
+    public void BeginRecovery(long expectedKeys, long expectedKeyBytes = 0)
     {
-        // Clamped so that no per-stripe array size computed from it (24 key bytes per entry) can overflow: an estimate is only a hint.
+        // Clamped so that no per-stripe array size computed from it can overflow: an estimate is only a hint.
         var perStripe = (int)Math.Clamp(expectedKeys / StripeCount + expectedKeys / StripeCount / 16 + 4, 0, Array.MaxLength / 32);
-        foreach (var s in _stripes) s.BeginRecovery(expectedKeys > 0 ? perStripe : 0);
+        if (expectedKeyBytes <= 0) expectedKeyBytes = expectedKeys * 24;
+        var keyBytesPerStripe = (int)Math.Clamp(expectedKeyBytes / StripeCount + expectedKeyBytes / StripeCount / 16 + 64, 0, Array.MaxLength / 2);
+        foreach (var s in _stripes) s.BeginRecovery(expectedKeys > 0 ? perStripe : 0, expectedKeys > 0 ? keyBytesPerStripe : 0);
     }
 
     /// <summary>Applies one record found on disk. A tombstone is kept (as a marker) until <see cref="EndRecovery"/> so that an
@@ -672,14 +675,14 @@ internal sealed class KeyDir
             Buckets = buckets;
         }
 
-        public void BeginRecovery(int expected)
+        public void BeginRecovery(int expected, int expectedKeyBytes)
         {
             expected = Math.Min(expected, MaxEntries);
             if (expected > Entries.Length) GrowEntries(expected);
             var buckets = 4;
             while (buckets + (buckets >> 1) < expected) buckets *= 2;
             if (buckets > Buckets.Length) Rehash(buckets);
-            if (expected * 24 > Keys.Length) Array.Resize(ref Keys, expected * 24);
+            if (expectedKeyBytes > Keys.Length) Array.Resize(ref Keys, expectedKeyBytes);
             Seq = new ulong[Entries.Length];
         }
 
@@ -704,7 +707,7 @@ internal sealed class KeyDir
             }
             Seq = null;
             if (Used + (Used >> 3) + 4 < Entries.Length) GrowEntries(Math.Max(4, Used + (Used >> 4) + 4)); // give back an over-estimate
-            if (KeysUsed < Keys.Length - 64 && Keys.Length > 2 * KeysUsed) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 3)));
+            if (Keys.Length > KeysUsed + (KeysUsed >> 2) + 64) Array.Resize(ref Keys, Math.Max(64, KeysUsed + (KeysUsed >> 4))); // an over-estimate too
         }
     }
 }

@@ -56,7 +56,8 @@ internal sealed class StoreRecovery
         {
             analysis.ReadDirectory();
             var candidates = analysis.Loaded.ToArray();
-            KeyDir.BeginRecovery(EstimateKeys(candidates));
+            var (expectedKeys, expectedKeyBytes) = EstimateKeys(candidates);
+            KeyDir.BeginRecovery(expectedKeys, expectedKeyBytes);
             loaded = new Segment?[candidates.Length];
             // Segments load in parallel: the keydir is thread-safe and newest-sequence-wins does not depend on load order.
             Parallel.For(0, candidates.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Environment.ProcessorCount) },
@@ -130,24 +131,29 @@ internal sealed class StoreRecovery
 
     /// <summary>Pre-sizing the keydir avoids rehashing while loading: a hint entry is about 40 bytes for a short key, a
     /// record about 160 bytes; the keydir clamps what it does with the estimate.</summary>
-    private long EstimateKeys(SegmentFile[] candidates)
+    /// <summary>Keys and key bytes the keydir should expect, from the hints' trailers (entry counts) and sizes (an entry
+    /// is at least <see cref="HintFile.EntryHeaderSize"/> bytes besides its key: version 2's, the smaller), else from
+    /// segment sizes.</summary>
+    private (long Keys, long KeyBytes) EstimateKeys(SegmentFile[] candidates)
     {
-        long estimate = 0;
+        long keys = 0, keyBytes = 0;
         foreach (var c in candidates)
         {
-            long perSegment = c.Length / 160;
+            long perSegment = c.Length / 160, perSegmentKeyBytes = perSegment * 24;
             if (c.HintPath is not null)
             {
                 try
                 {
                     using var f = _fs.OpenFile(c.HintPath, StorageOpenMode.ReadOnly);
                     perSegment = HintFile.EntryCountHint(f) ?? Math.Min(f.Length, c.Length) / 31;
+                    perSegmentKeyBytes = Math.Clamp(f.Length - HintFile.HeaderSize - HintFile.TrailerSize - perSegment * HintFile.EntryHeaderSize, perSegment, perSegment * 24);
                 }
                 catch (IOException) { }
             }
-            estimate = Math.Min(estimate + perSegment, int.MaxValue);
+            keys = Math.Min(keys + perSegment, int.MaxValue);
+            keyBytes = Math.Min(keyBytes + perSegmentKeyBytes, long.MaxValue / 2);
         }
-        return estimate;
+        return (keys, keyBytes);
     }
 
     /// <summary>Loads one segment the analysis keeps: from its hint when whole, else from the records the analysis walks.</summary>
