@@ -18,6 +18,13 @@ internal static class Command
     internal const byte KindLeaseGrant = 4;
     internal const byte KindLeaseKeepAlive = 5;
     internal const byte KindLeaseRevoke = 6;
+    /// <summary>Several proposers' commands in one entry (proposal batching on the leader; never forwarded).</summary>
+    internal const byte KindMulti = 7;
+
+    /// <summary>Most commands the leader puts in one multi entry.</summary>
+    internal const int MaxMultiCommands = 256;
+    /// <summary>Most command bytes the leader puts in one multi entry (a bigger command goes alone).</summary>
+    internal const int MaxMultiBytes = 256 << 10;
 
     internal const byte CondVersion = 1;
     internal const byte CondAbsent = 2;
@@ -149,6 +156,57 @@ internal static class Command
         return bytes;
     }
 
+    /// <summary>True for the commands the leader may combine into one multi entry: batches and increments, whose effect
+    /// does not depend on the entry's index (a lease grant's id is its entry's index, so grants, keep-alives, revokes and
+    /// the leader's expiry entries each stay one entry).</summary>
+    internal static bool IsBatchable(ReadOnlySpan<byte> payload) =>
+        payload.Length >= 2 && payload[0] == FormatVersion && payload[1] is KindBatch or KindIncrement;
+
+    /// <summary>A multi entry (format 1, kind 7): <paramref name="commands"/> (format-1 commands, each checked by the
+    /// caller) in the order they are to be applied.</summary>
+    internal static byte[] EncodeMulti(IReadOnlyList<byte[]> commands)
+    {
+        var size = 2 + 4;
+        foreach (var command in commands) size += 4 + command.Length;
+        var bytes = new byte[size];
+        bytes[0] = FormatVersion;
+        bytes[1] = KindMulti;
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(2), (uint)commands.Count);
+        var at = 6;
+        foreach (var command in commands)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(at), (uint)command.Length);
+            command.CopyTo(bytes, at + 4);
+            at += 4 + command.Length;
+        }
+        return bytes;
+    }
+
+    /// <summary>True when <paramref name="payload"/> (as appended to the log, format 1 or 2) is a multi entry.</summary>
+    internal static bool IsMulti(ReadOnlySpan<byte> payload) => payload.Length >= 2 && payload[1] == KindMulti
+        && (payload[0] == FormatVersion || (payload[0] == StampedVersion && payload.Length >= 10));
+
+    /// <summary>The commands of a multi entry (format-1 commands, in order). A malformed multi entry (which only a
+    /// broken leader could append) yields one command that fails on every node with the problem.</summary>
+    internal static List<ReadOnlyMemory<byte>> SplitMulti(ReadOnlyMemory<byte> payload)
+    {
+        var body = payload[(payload.Span[0] == StampedVersion ? 10 : 2)..];
+        var commands = new List<ReadOnlyMemory<byte>>();
+        var span = body.Span;
+        if (span.Length < 4) return [new byte[] { 0 }];
+        var count = BinaryPrimitives.ReadUInt32LittleEndian(span);
+        var at = 4;
+        for (var i = 0u; i < count; i++)
+        {
+            if (span.Length - at < 4) return [new byte[] { 0 }];
+            var length = BinaryPrimitives.ReadUInt32LittleEndian(span[at..]);
+            if (length > (uint)(span.Length - at - 4)) return [new byte[] { 0 }];
+            commands.Add(body.Slice(at + 4, (int)length));
+            at += 4 + (int)length;
+        }
+        return at == span.Length && commands.Count > 0 ? commands : [new byte[] { 0 }];
+    }
+
     /// <summary>The leader's form of a proposer's command: format 2, with <paramref name="stampMs"/> (the leader's clock,
     /// Unix ms) after the kind byte. An already stamped payload is returned as is.</summary>
     internal static byte[] Stamp(byte[] payload, long stampMs)
@@ -167,19 +225,23 @@ internal static class Command
         payload.Length >= 10 && payload[0] == StampedVersion ? BinaryPrimitives.ReadInt64LittleEndian(payload[2..]) : 0;
 
     /// <summary>The value of <see cref="AppliedKey"/>: the entry's index and the log clock after it (Unix ms).</summary>
-    internal static byte[] AppliedValue(long index, long clockMs)
+    internal static byte[] AppliedValue(long index, long clockMs, long done = 0)
     {
-        var applied = new byte[16];
+        var applied = new byte[done > 0 ? 24 : 16];
         BinaryPrimitives.WriteInt64LittleEndian(applied, index);
         BinaryPrimitives.WriteInt64LittleEndian(applied.AsSpan(8), clockMs);
+        if (done > 0) BinaryPrimitives.WriteInt64LittleEndian(applied.AsSpan(16), done);
         return applied;
     }
 
     /// <summary>Applies one entry's command to <paramref name="store"/> and records <paramref name="index"/> (and the
     /// log clock <paramref name="clockMs"/>, which already includes this entry's stamp) in the same batch. Only the
     /// applier calls this (never concurrently), so the checks below see the state every other node sees at the same
-    /// log position; the store's clock is the log clock, so expiry is judged the same way too.</summary>
-    internal static CommandResult Apply(BitcaskStore store, ReadOnlySpan<byte> payload, long index, long clockMs)
+    /// log position; the store's clock is the log clock, so expiry is judged the same way too.
+    /// <paramref name="done"/> &gt; 0: the command is one of a multi entry's and not its last; the applied record then
+    /// says that the first <paramref name="done"/> commands of entry <paramref name="index"/> are in the store (24-byte
+    /// form), so a restart resumes the entry after them.</summary>
+    internal static CommandResult Apply(BitcaskStore store, ReadOnlySpan<byte> payload, long index, long clockMs, long done = 0)
     {
         var batch = new WriteBatch();
         CommandResult result;
@@ -196,6 +258,7 @@ internal static class Command
                     KindIncrement => ApplyIncrement(store, body, batch),
                     KindExpire => ApplyExpire(store, body, batch),
                     KindLeaseGrant or KindLeaseKeepAlive or KindLeaseRevoke => ApplyLease(store, payload[1], body, batch, index, clockMs),
+                    KindMulti => CommandResult.Error("a multi entry inside a multi entry"),
                     _ => CommandResult.Error($"unknown replication command kind {payload[1]}"),
                 };
         }
@@ -205,7 +268,7 @@ internal static class Command
         }
         if (!result.Succeeded)
             batch.Clear();
-        var applied = AppliedValue(index, clockMs);
+        var applied = AppliedValue(index, clockMs, done);
         batch.Put(AppliedKey, applied);
         try
         {
@@ -266,6 +329,8 @@ internal static class Command
                     if (r.I64() <= 0) throw new FormatException("a lease id must be positive");
                     r.I64();
                     break;
+                case KindMulti:
+                    return "a multi entry is built by the leader only, never forwarded";
                 case KindExpire:
                     var count = r.U32();
                     if (count > MaxExpireKeys) throw new FormatException($"{count} keys (at most {MaxExpireKeys})");

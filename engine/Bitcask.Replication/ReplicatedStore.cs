@@ -542,27 +542,167 @@ public sealed class ReplicatedStore : IAsyncDisposable
         }
     }
 
-    private async Task<ForwardReply> ReplicateLocalAsync(byte[] payload, CancellationToken token)
+    /// <summary>Proposes a format-1 command on this node (the leader). Batches and increments go through the proposal
+    /// queue: while one entry is being replicated, the commands proposed meanwhile (here or forwarded) wait, and the
+    /// next entry carries all of them (a multi entry, FORMAT.md §8), each applied at its own position with its own
+    /// result. Other commands are one entry each.</summary>
+    private Task<ForwardReply> ReplicateLocalAsync(byte[] payload, CancellationToken token)
+    {
+        if (!Command.IsBatchable(payload) || payload.Length > Command.MaxMultiBytes)
+            return ReplicateSingleAsync(payload, token);
+        var pending = new PendingCommand(payload);
+        bool send;
+        lock (_queue)
+        {
+            _queue.Enqueue(pending);
+            send = !_sending;
+            _sending = true;
+        }
+        if (send) _ = SendQueuedAsync();
+        return pending.WaitAsync(this, token);
+    }
+
+    private async Task<ForwardReply> ReplicateSingleAsync(byte[] payload, CancellationToken token) =>
+        (await ReplicateEntryAsync(payload, 1, token).ConfigureAwait(false))[0];
+
+    /// <summary>Commands waiting for the entry being replicated to finish; <see cref="_sending"/> is true while a sender
+    /// loop runs. Both under the queue's lock.</summary>
+    private readonly Queue<PendingCommand> _queue = new();
+    private bool _sending;
+
+    /// <summary>Commands waiting in the proposal queue (tests).</summary>
+    internal int QueuedProposals { get { lock (_queue) return _queue.Count; } }
+
+    /// <summary>Number of entries the proposal queue appended, and of commands they carried (tests, diagnostics).</summary>
+    internal (long Entries, long Commands) ProposalBatches => (Volatile.Read(ref _batchEntries), Volatile.Read(ref _batchCommands));
+    private long _batchEntries, _batchCommands;
+
+    /// <summary>The sender loop: one entry at a time, each carrying every command queued when it starts (up to
+    /// <see cref="Command.MaxMultiCommands"/> commands and <see cref="Command.MaxMultiBytes"/> bytes).</summary>
+    private async Task SendQueuedAsync()
+    {
+        var group = new List<PendingCommand>();
+        var payloads = new List<byte[]>();
+        while (true)
+        {
+            group.Clear();
+            payloads.Clear();
+            lock (_queue)
+            {
+                var bytes = 0;
+                while (_queue.TryPeek(out var next) && group.Count < Command.MaxMultiCommands
+                       && (group.Count == 0 || bytes + next.Payload.Length <= Command.MaxMultiBytes))
+                {
+                    _queue.Dequeue();
+                    if (next.Abandoned) continue; // its caller gave up before it was sent: never appended
+                    next.Sent = true;
+                    group.Add(next);
+                    bytes += next.Payload.Length + 4;
+                }
+                if (group.Count == 0)
+                {
+                    _sending = false;
+                    return;
+                }
+            }
+            foreach (var command in group) payloads.Add(command.Payload);
+            ForwardReply[] replies;
+            try
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token);
+                cts.CancelAfter(_options.OperationTimeout);
+                var entry = group.Count == 1 ? payloads[0] : Command.EncodeMulti(payloads);
+                Interlocked.Increment(ref _batchEntries);
+                Interlocked.Add(ref _batchCommands, group.Count);
+                replies = await ReplicateEntryAsync(entry, group.Count, cts.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                replies = Fill(group.Count, new(ForwardStatus.Unknown, false, 0, 0, "no commit within the operation timeout on the leader (it may still commit)"));
+            }
+            catch (Exception e)
+            {
+                replies = Fill(group.Count, new(ForwardStatus.Unknown, false, 0, 0, e.GetType().Name + ": " + e.Message));
+            }
+            for (var i = 0; i < group.Count; i++) group[i].Complete(replies[i]);
+        }
+    }
+
+    private static ForwardReply[] Fill(int count, ForwardReply reply)
+    {
+        var replies = new ForwardReply[count];
+        Array.Fill(replies, reply);
+        return replies;
+    }
+
+    /// <summary>Appends one entry (a single command or a multi entry of <paramref name="commands"/> commands) and waits
+    /// for its commit and local apply; one reply per command.</summary>
+    private async Task<ForwardReply[]> ReplicateEntryAsync(byte[] payload, int commands, CancellationToken token)
     {
         var proposal = new Proposal();
         try
         {
-            if (!IsLeader) return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
+            if (!IsLeader) return Fill(commands, new(ForwardStatus.NotLeader, false, 0, 0, "not the leader"));
             await _cluster.ReplicateAsync(Command.Stamp(payload, NextStamp()), proposal, token).ConfigureAwait(false);
         }
         catch (NotLeaderException e) when (e.InnerException is null && !proposal.Task.IsCompleted)
         {
             // DotNext checks leadership before appending and throws without an inner exception: nothing was appended.
-            return new(ForwardStatus.NotLeader, false, 0, 0, "not the leader");
+            return Fill(commands, new(ForwardStatus.NotLeader, false, 0, 0, "not the leader"));
         }
         catch (NotLeaderException e)
         {
-            return proposal.Task.IsCompleted ? ToReply(proposal.Task.Result)
-                : new(ForwardStatus.Unknown, false, 0, 0, "leadership lost while the write was being replicated: " + e.Message);
+            return proposal.Task.IsCompleted ? ToReplies(proposal.Task.Result, commands)
+                : Fill(commands, new(ForwardStatus.Unknown, false, 0, 0, "leadership lost while the write was being replicated: " + e.Message));
         }
         if (!proposal.Task.IsCompleted)
-            return new(ForwardStatus.Unknown, false, 0, 0, "the write committed but its result was not seen by the proposer");
-        return ToReply(proposal.Task.Result);
+            return Fill(commands, new(ForwardStatus.Unknown, false, 0, 0, "the write committed but its result was not seen by the proposer"));
+        return ToReplies(proposal.Task.Result, commands);
+    }
+
+    private static ForwardReply[] ToReplies((CommandResult[] Results, long Index) r, int commands)
+    {
+        var replies = new ForwardReply[commands];
+        for (var i = 0; i < commands; i++)
+            replies[i] = i >= r.Results.Length
+                ? new(ForwardStatus.Unknown, false, 0, r.Index, "the entry was applied without a result for this command")
+                : r.Results[i].ErrorMessage is { } msg
+                    ? new(ForwardStatus.CommandFailed, false, 0, r.Index, msg)
+                    : new(ForwardStatus.Applied, r.Results[i].Succeeded, r.Results[i].Value, r.Index, null);
+        return replies;
+    }
+
+    /// <summary>One command in the proposal queue and the reply its caller waits for.</summary>
+    private sealed class PendingCommand(byte[] payload)
+    {
+        private readonly TaskCompletionSource<ForwardReply> _reply = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        internal byte[] Payload => payload;
+        /// <summary>Taken by the sender (under the queue's lock): from then on the command may be in the log.</summary>
+        internal bool Sent;
+        /// <summary>Its caller gave up while it was still queued (under the queue's lock): it is never sent.</summary>
+        internal bool Abandoned;
+        internal void Complete(ForwardReply reply) => _reply.TrySetResult(reply);
+
+        internal async Task<ForwardReply> WaitAsync(ReplicatedStore owner, CancellationToken token)
+        {
+            try
+            {
+                return await _reply.Task.WaitAsync(token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (token.IsCancellationRequested)
+            {
+                lock (owner._queue)
+                {
+                    // still queued: it will never be appended, so the caller may treat it as not applied
+                    if (!Sent)
+                    {
+                        Abandoned = true;
+                        return new(ForwardStatus.NotLeader, false, 0, 0, "gave up while waiting for the entry before it");
+                    }
+                }
+                throw;
+            }
+        }
     }
 
     /// <summary>The leader's clock for a new entry: wall time, never below a stamp this node gave before nor below the
@@ -577,11 +717,6 @@ public sealed class ReplicatedStore : IAsyncDisposable
             if (Interlocked.CompareExchange(ref _lastStamp, next, last) == last) return next;
         }
     }
-
-    private static ForwardReply ToReply((CommandResult Result, long Index) r) =>
-        r.Result.ErrorMessage is { } msg
-            ? new(ForwardStatus.CommandFailed, false, 0, r.Index, msg)
-            : new(ForwardStatus.Applied, r.Result.Succeeded, r.Result.Value, r.Index, null);
 
     private async Task<ForwardReply> ForwardAsync(byte[] payload, CancellationToken token)
     {

@@ -167,10 +167,11 @@ public sealed class ReplicatedCommandException : ReplicationException
     public ReplicatedCommandException(string message) : base(message) { }
 }
 
-/// <summary>A proposal's result slot, carried as the log entry's context to the leader's apply.</summary>
+/// <summary>A proposal's result slot, carried as the log entry's context to the leader's apply: one result per
+/// command of the entry (one for a single command, several for a multi entry), in order.</summary>
 internal sealed class Proposal
 {
-    private readonly TaskCompletionSource<(CommandResult Result, long Index)> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-    internal void Complete(CommandResult result, long index) => _done.TrySetResult((result, index));
-    internal Task<(CommandResult Result, long Index)> Task => _done.Task;
+    private readonly TaskCompletionSource<(CommandResult[] Results, long Index)> _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    internal void Complete(CommandResult[] results, long index) => _done.TrySetResult((results, index));
+    internal Task<(CommandResult[] Results, long Index)> Task => _done.Task;
 }

@@ -29,6 +29,9 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
     private BitcaskStore _store;
     private volatile BackupSnapshot? _snapshot;
     private long _applied;
+    /// <summary>An entry of several commands found partly applied at open (the store's applied record in its 24-byte
+    /// form): its index (0 = none) and how many of its commands are in the store.</summary>
+    private long _partialIndex, _partialDone;
     private readonly LogClock _clock = new();
 
     /// <summary>Test hook: how long every store replacement from a snapshot takes at least (process-wide).</summary>
@@ -36,6 +39,9 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
 
     /// <summary>Test hook: runs before each entry is applied (may block, simulating a slow or crashed applier).</summary>
     internal Func<long, CancellationToken, ValueTask>? BeforeApply;
+
+    /// <summary>Test hook: runs before each command of a multi entry is applied (entry index, command number).</summary>
+    internal Func<long, int, CancellationToken, ValueTask>? BeforeCommand;
 
     internal StoreStateMachine(string storeDir, string snapshotRoot, BitcaskOptions? storeOptions, long snapshotInterval, long snapshotIntervalBytes, ILogger log)
     {
@@ -129,15 +135,36 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             Volatile.Write(ref _applied, entry.Index);
             return entry.Index;
         }
-        var payload = sequence.IsSingleSegment ? sequence.First.Span : sequence.ToArray();
-        CommandResult result;
-        _swap.EnterReadLock();
-        _clock.Advance(Command.StampOf(payload));
-        if (payload.Length >= 2 && payload[1] == Command.KindLeaseGrant) Volatile.Write(ref _leasesMayExist, true);
-        try { result = Command.Apply(_store, payload, entry.Index, _clock.Ms); }
-        finally { _swap.ExitReadLock(); }
+        var payload = sequence.IsSingleSegment ? sequence.First : sequence.ToArray();
+        CommandResult[] results;
+        _clock.Advance(Command.StampOf(payload.Span));
+        if (Command.IsMulti(payload.Span))
+        {
+            // One proposer's command after the other, each its own store batch recording how many of the entry's
+            // commands are in the store (the last one records the entry as applied): each command sees the writes of
+            // those before it, and a restart resumes the entry after the last command it finds applied.
+            var commands = Command.SplitMulti(payload);
+            results = new CommandResult[commands.Count];
+            var start = _partialIndex == entry.Index ? (int)Math.Min(_partialDone, commands.Count) : 0;
+            for (var i = start; i < commands.Count; i++)
+            {
+                if (BeforeCommand is { } before)
+                    await before(entry.Index, i, token).ConfigureAwait(false);
+                _swap.EnterReadLock();
+                try { results[i] = Command.Apply(_store, commands[i].Span, entry.Index, _clock.Ms, done: i + 1 < commands.Count ? i + 1 : 0); }
+                finally { _swap.ExitReadLock(); }
+            }
+        }
+        else
+        {
+            if (payload.Length >= 2 && payload.Span[1] == Command.KindLeaseGrant) Volatile.Write(ref _leasesMayExist, true);
+            _swap.EnterReadLock();
+            try { results = [Command.Apply(_store, payload.Span, entry.Index, _clock.Ms)]; }
+            finally { _swap.ExitReadLock(); }
+        }
+        _partialIndex = 0;
         Volatile.Write(ref _applied, entry.Index);
-        (entry.Context as Proposal)?.Complete(result, entry.Index);
+        (entry.Context as Proposal)?.Complete(results, entry.Index);
         _bytesSinceSnapshot += payload.Length;
         if (entry.Index - SnapshotIndex >= _snapshotInterval || _bytesSinceSnapshot >= _snapshotIntervalBytes)
             TakeSnapshot(entry.Index, entry.Term);
@@ -235,12 +262,22 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         finally { _swap.ExitWriteLock(); }
     }
 
-    /// <summary>The applied index recorded in the store, and the log clock with it (16 bytes; 8 before stamps).</summary>
+    /// <summary>The applied index recorded in the store, and the log clock with it (16 bytes; 8 before stamps; 24 while
+    /// a multi entry is partly applied: index, clock, commands of that entry applied — the entry itself is then not
+    /// applied yet, the one before it is).</summary>
     private long ReadApplied(BitcaskStore store)
     {
         var b = store.Get(Command.AppliedKey);
-        if (b is { Length: 16 }) _clock.Set(BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(8)));
-        return b is { Length: >= 8 } ? BinaryPrimitives.ReadInt64LittleEndian(b) : 0;
+        if (b is { Length: 16 or 24 }) _clock.Set(BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(8)));
+        var index = b is { Length: >= 8 } ? BinaryPrimitives.ReadInt64LittleEndian(b) : 0;
+        if (b is { Length: 24 })
+        {
+            _partialIndex = index;
+            _partialDone = BinaryPrimitives.ReadInt64LittleEndian(b.AsSpan(16));
+            return index - 1;
+        }
+        _partialIndex = 0;
+        return index;
     }
 
     internal static void DeleteAny(string path)

@@ -15,10 +15,22 @@ public static class Program
 
     public static int Main(string[] args)
     {
+        if (args is ["serve", ..] && args.Contains("--cluster-id"))
+            QuietThreadPool();
         Console.OutputEncoding = new System.Text.UTF8Encoding(false);
         var context = new CliContext(Console.Out, Console.Error, Console.OpenStandardInput, Console.OpenStandardOutput,
             progress: !Console.IsErrorRedirected, stdoutIsTerminal: !Console.IsOutputRedirected);
         return Run(args, context);
+    }
+
+    /// <summary>A cluster node (issue 13) turns off the thread pool's spinning before its first work item: each write is a
+    /// chain of short hand-offs (RESP, proposal queue, Raft round, log flush, apply), and a worker that spins (sched_yield)
+    /// after each one burnt more CPU than the writes themselves (bench/NOTES.md, "Cluster commit latency"). Must run
+    /// before the thread pool starts; the environment variable DOTNET_ThreadPool_UnfairSemaphoreSpinLimit still wins.</summary>
+    private static void QuietThreadPool()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit") is null)
+            AppContext.SetData("System.Threading.ThreadPool.UnfairSemaphoreSpinLimit", "0");
     }
 
     /// <summary>Runs the tool in-process (tests): no progress bars, stdin empty unless given.</summary>
