@@ -141,6 +141,9 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
     private int _lastGroupSize;       // synchronous writers' requests in the last committed group
     private int _backFromLastGroup;   // of those, how many are queued again
     private long _commitTicks;        // recent commit duration (moving average, Stopwatch ticks); written by the leader only
+    private long _enqueued;           // requests queued so far
+    private long _releasedAt;         // _enqueued when the last group was released
+    private int _lastAsyncGroupSize;  // async writers' requests in the last committed group (each call brings a new request)
 
     /// <summary>Commits faster than this never wait for writers (a write system call without fsync is cheaper than a hand-off).</summary>
     private static readonly long SlowCommitTicks = System.Diagnostics.Stopwatch.Frequency / 10_000; // 100 µs
@@ -308,20 +311,28 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
     private void EnqueueLocked(WriteRequest request)
     {
         _queue.Enqueue(request);
+        _enqueued++;
         if (request.LastGroup == _groupNumber) _backFromLastGroup++;
     }
 
     /// <summary>Before a slow commit: waits (yielding the CPU to them) until every writer of the previous group is queued
-    /// again, or half the recent commit time has passed. Returns true when it waited.</summary>
+    /// again, or half the recent commit time has passed. Returns true when it waited. A synchronous writer is recognised
+    /// by its reused request; async callers bring a new request per write, so for them the wait counts requests queued
+    /// since the previous group was released against the async writers that group held (a server's connections: each
+    /// sends its next command once its reply went out).</summary>
     private bool WaitForSiblings()
     {
         var commit = Volatile.Read(ref _commitTicks);
-        if (commit < SlowCommitTicks || Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) <= 0) return false;
+        if (commit < SlowCommitTicks || MissingSiblings() <= 0) return false;
         var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + Math.Min(commit / 2, MaxWaitTicks);
-        while (Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) > 0 && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
+        while (MissingSiblings() > 0 && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
             Thread.Yield(); // on a busy machine the missing writers need this CPU to queue up
         return true;
     }
+
+    private long MissingSiblings() =>
+        Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup)
+        + Math.Max(0, Volatile.Read(ref _lastAsyncGroupSize) - (Volatile.Read(ref _enqueued) - Volatile.Read(ref _releasedAt)));
 
     /// <param name="self">The request of the writer that leads.</param>
     /// <param name="alone">The queue was empty when <paramref name="self"/> joined it: lead a group of one without taking
@@ -371,7 +382,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         lock (_lock)
         {
             var number = ++_groupNumber;
-            var writers = 0;
+            int writers = 0, asyncWriters = 0;
             foreach (var r in group)
             {
                 _queue.Dequeue();
@@ -380,12 +391,15 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                     r.LastGroup = number; // a synchronous writer's request is reused by its thread: this recognizes it when it is back
                     writers++;
                 }
+                else if (r.Kind == WriteRequestKind.Record) asyncWriters++;
                 r.Error = failure;
                 r.Done = true;
                 if (!ReferenceEquals(r, self) || r.Async is not null) followers[released++] = r; // an async leader is completed like a follower
             }
             _lastGroupSize = writers;
             _backFromLastGroup = 0;
+            _lastAsyncGroupSize = asyncWriters;
+            _releasedAt = _enqueued;
             group.Clear(); // before the next leader can start: it reuses the list
             if (_queue.Count > 0)
             {
