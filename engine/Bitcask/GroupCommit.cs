@@ -218,8 +218,8 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         public readonly List<TaskCompletionSource<bool>> Waiters = new(capacity);
         private int _next;
 
-        /// <summary>Completes every waiter not yet claimed; the continuations run on the calling thread. When
-        /// <paramref name="started"/> is given, it is set to the time each continuation starts.</summary>
+        /// <summary>Completes every waiter not yet claimed; the continuations run on the calling thread. With
+        /// <paramref name="stamp"/>, <paramref name="started"/> is set to the time each continuation starts.</summary>
         public void CompleteRest(ref long started, bool stamp)
         {
             int i;
