@@ -28,7 +28,7 @@ public sealed class BitcaskServerHostedService(IOptions<BitcaskServerHostOptions
         if (string.IsNullOrEmpty(o.Directory)) throw new ArgumentException("BitcaskServer:Directory is required.");
         if (!IPAddress.TryParse(o.BindAddress, out var bind)) throw new ArgumentException($"BitcaskServer:BindAddress '{o.BindAddress}' is not an IP address.");
         var serverOptions = new BitcaskServerOptions { BindAddress = bind, Port = o.Port, Password = o.Password, AllowFlush = o.AllowFlush, ClusterId = o.Cluster?.ClusterId };
-        var storeOptions = new BitcaskOptions { Durability = o.Durability, LoggerFactory = loggerFactory };
+        var storeOptions = new BitcaskOptions { Durability = o.Durability, LoggerFactory = loggerFactory, InlineAsyncCompletions = o.Cluster is null }; // the server's connection loops never block after a write
         if (o.Cluster is not { } cluster)
         {
             _store = BitcaskStore.Open(o.Directory, storeOptions);

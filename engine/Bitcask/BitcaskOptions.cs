@@ -95,6 +95,15 @@ public sealed record BitcaskOptions
     /// <summary>Size of the engine's write buffer for <see cref="Durability.Buffered"/>. Default: 256 KiB.</summary>
     public int WriteBufferBytes { get; init; } = 256 << 10;
 
+    /// <summary>In <see cref="Durability.Synced"/> mode, resume the callers of asynchronous writes (PutAsync, WriteAsync,
+    /// TryWriteAsync and the other *Async writes) on the store's completion thread, one after another, instead of queuing
+    /// each to the thread pool: a committed group then costs one thread wake-up instead of one per caller, and no idle
+    /// thread-pool worker spins afterwards. Set it only when the code that runs after those awaits does not block (a
+    /// network server's connection loop, as <c>bitcask serve</c>). A continuation that blocks or runs for a millisecond or
+    /// more holds up the callers queued behind it only until the next group commits: that commit hands them to the thread
+    /// pool. Default: false.</summary>
+    public bool InlineAsyncCompletions { get; init; }
+
     /// <summary>
     /// Checks every option against its limits, as <see cref="BitcaskStore.Open(string, BitcaskOptions?)"/> does first:
     /// throws <see cref="ArgumentOutOfRangeException"/> naming the option, its value and the rule, or

@@ -58,7 +58,7 @@ public sealed partial class BitcaskStore : IDisposable, IAsyncDisposable
         {
             _writer = new SegmentWriter(fs, directory, options, _keyDir, _segments, logger,
                 recovery.NextSequence, recovery.NextSegmentId, recovery.LastWriteSegmentId);
-            _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20));
+            _commit = new GroupCommit(_writer, maxGroupBytes: Math.Max(options.WriteBufferBytes, 1 << 20), options.InlineAsyncCompletions);
             var hints = new HintWriter(fs, directory);
             _compactor = new Compactor(fs, directory, options, _keyDir, _segments, _writer, _commit, hints, logger);
             _writer.LeaseTable = _leases;

@@ -122,7 +122,7 @@ internal sealed class WriteRequest
 /// all back or after half the recent commit time, whichever comes first (bench/NOTES.md, "Durable puts").</para>
 /// <para>Thread-safety: all members are safe to call concurrently.</para>
 /// </summary>
-internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupBytes)
+internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupBytes, bool inlineCompletions = false)
 {
     internal interface ILeaderWork
     {
@@ -141,6 +141,9 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
     private int _lastGroupSize;       // synchronous writers' requests in the last committed group
     private int _backFromLastGroup;   // of those, how many are queued again
     private long _commitTicks;        // recent commit duration (moving average, Stopwatch ticks); written by the leader only
+    private long _enqueued;           // requests queued so far
+    private long _releasedAt;         // _enqueued when the last group was released
+    private int _lastAsyncGroupSize;  // async writers' requests in the last committed group (each call brings a new request)
 
     /// <summary>Commits faster than this never wait for writers (a write system call without fsync is cheaper than a hand-off).</summary>
     private static readonly long SlowCommitTicks = System.Diagnostics.Stopwatch.Frequency / 10_000; // 100 µs
@@ -172,24 +175,24 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         Lead(request);
     }
 
+    /// <summary>Queues <paramref name="request"/> and completes once it is committed. The caller's thread never blocks
+    /// and never leads: a group whose head is an async request is led by the committer thread, which goes straight on to
+    /// the next such group (no thread-pool hop between groups).</summary>
     public async ValueTask SubmitAsync(WriteRequest request)
     {
         bool lead;
-        request.Async = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+        // Inline completions: the completer thread runs the caller's continuation itself (BitcaskOptions.InlineAsyncCompletions).
+        var done = new TaskCompletionSource<bool>(inlineCompletions ? TaskCreationOptions.None : TaskCreationOptions.RunContinuationsAsynchronously);
+        request.Async = done;
         lock (_lock)
         {
             if (work.RefuseReason is { } refused) throw Rethrowable(refused);
             EnqueueLocked(request);
             lead = _queue.Count == 1;
         }
-        if (!lead && !await request.Async.Task.ConfigureAwait(false))
-        {
-            if (request.Error is not null) throw Rethrowable(request.Error);
-            return;
-        }
-        // This caller must lead, and leading means a write and perhaps an fdatasync: they run on the committer thread,
-        // never on the caller's (a thread-pool thread must not block on a disk).
-        await Committer().Lead(request).ConfigureAwait(false);
+        if (lead) Committer().Post(request);
+        await done.Task.ConfigureAwait(false);
+        if (request.Error is not null) throw Rethrowable(request.Error);
     }
 
     private AsyncCommitter? _committer;
@@ -201,17 +204,88 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         return Interlocked.CompareExchange(ref _committer, created, null) ?? created.Start();
     }
 
-    /// <summary>Stops the committer thread (the store is closed; no async write can be queued any more).</summary>
-    public void Close() => Volatile.Read(ref _committer)?.Stop();
+    /// <summary>Stops the committer and completer threads (the store is closed; no async write can be queued any more).</summary>
+    public void Close()
+    {
+        Volatile.Read(ref _committer)?.Stop();
+        _completions.Complete();
+    }
+
+    /// <summary>The async callers of one committed group, completed in order; each is claimed once, so the completer thread
+    /// and a thread-pool helper can share a batch.</summary>
+    private sealed class CompletionBatch(int capacity)
+    {
+        public readonly List<TaskCompletionSource<bool>> Waiters = new(capacity);
+        private int _next;
+
+        /// <summary>Completes every waiter not yet claimed; the continuations run on the calling thread. With
+        /// <paramref name="stamp"/>, <paramref name="started"/> is set to the time each continuation starts.</summary>
+        public void CompleteRest(ref long started, bool stamp)
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref _next) - 1) < Waiters.Count)
+            {
+                if (stamp) Volatile.Write(ref started, System.Diagnostics.Stopwatch.GetTimestamp());
+                Waiters[i].TrySetResult(true);
+            }
+        }
+    }
+
+    // Inline completions (BitcaskOptions.InlineAsyncCompletions): a group's async callers resume one after another on the
+    // completer thread, with no thread-pool hop per caller (one wake-up per group, and no idle pool worker spinning after
+    // each). When a group commits while the completer has been in one continuation for StallTicks or more (one that
+    // blocks, or runs long), the thread pool takes over the queued batches and what the current one has not reached.
+    private readonly HandOff<CompletionBatch> _completions = new();
+    private CompletionBatch? _completing;   // the batch the completer thread runs; null when it is idle
+    private long _continuationStarted;      // when the completer thread started its current continuation (Stopwatch ticks)
+    private int _completerStarted;
+    private static readonly long StallTicks = System.Diagnostics.Stopwatch.Frequency / 1000; // 1 ms
+
+    private void CompleteBatched(WriteRequest[] released, int count)
+    {
+        CompletionBatch? batch = null;
+        for (var i = 0; i < count; i++)
+            if (released[i].Async is { } tcs) (batch ??= new CompletionBatch(count)).Waiters.Add(tcs);
+            else released[i].Signal.Set();
+        if (batch is null) return;
+        if (Interlocked.Exchange(ref _completerStarted, 1) == 0)
+            new Thread(RunCompleter) { IsBackground = true, Name = "Bitcask completions" }.Start();
+        if (!_completions.TryAdd(batch))
+        {
+            HelpComplete(batch); // closed
+            return;
+        }
+        if (Volatile.Read(ref _completing) is not { } current
+            || System.Diagnostics.Stopwatch.GetTimestamp() - Volatile.Read(ref _continuationStarted) < StallTicks) return;
+        // The completer is stuck in one continuation: the thread pool completes the rest of its batch and everything queued.
+        HelpComplete(current);
+        while (_completions.TryTake() is { } queued) HelpComplete(queued);
+    }
+
+    private void HelpComplete(CompletionBatch batch) =>
+        ThreadPool.UnsafeQueueUserWorkItem(static state => state.Owner.Finish(state.Batch), (Owner: this, Batch: batch), preferLocal: false);
+
+    private void Finish(CompletionBatch batch) => batch.CompleteRest(ref _continuationStarted, stamp: false);
+
+    private void RunCompleter()
+    {
+        while (_completions.Take() is { } batch)
+        {
+            Volatile.Write(ref _continuationStarted, System.Diagnostics.Stopwatch.GetTimestamp());
+            Volatile.Write(ref _completing, batch);
+            batch.CompleteRest(ref _continuationStarted, stamp: true);
+            Volatile.Write(ref _completing, null);
+        }
+    }
 
     /// <summary>
-    /// The thread that leads commit groups on behalf of async callers, so that their fdatasync never runs on a thread-pool
-    /// thread. Started at the first async write that has to lead.
-    /// <para>Thread-safety: <see cref="Lead"/> may be called from any thread.</para>
+    /// The thread that leads commit groups whose head is an async request, so that their fdatasync never runs on a
+    /// thread-pool thread. Started at the first async write that has to lead.
+    /// <para>Thread-safety: <see cref="Post"/> may be called from any thread.</para>
     /// </summary>
     private sealed class AsyncCommitter(GroupCommit owner)
     {
-        private readonly System.Collections.Concurrent.BlockingCollection<(WriteRequest Request, TaskCompletionSource Done)> _work = [];
+        private readonly HandOff<WriteRequest> _work = new();
 
         public AsyncCommitter Start()
         {
@@ -219,57 +293,46 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
             return this;
         }
 
-        public Task Lead(WriteRequest request)
+        /// <summary>Hands the head of the queue, an async request, to the committer thread to lead its group.</summary>
+        public void Post(WriteRequest request)
         {
-            var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-            try
-            {
-                _work.Add((request, done));
-            }
-            catch (InvalidOperationException)
-            {
-                owner.Lead(request); // closing: the last writes lead on the caller's thread
-                done.SetResult();
-            }
-            return done.Task;
+            if (!_work.TryAdd(request)) owner.Lead(request); // closing: the last writes lead on the posting thread
         }
 
-        public void Stop() => _work.CompleteAdding();
+        public void Stop() => _work.Complete();
 
         private void Run()
         {
-            foreach (var (request, done) in _work.GetConsumingEnumerable())
-            {
-                try
-                {
-                    owner.Lead(request);
-                    done.SetResult();
-                }
-                catch (Exception e)
-                {
-                    done.SetException(Rethrowable(e));
-                }
-            }
+            // Lead completes every request of the group (this one included) and never throws for an async head.
+            while (_work.Take() is { } request) owner.Lead(request);
         }
     }
 
     private void EnqueueLocked(WriteRequest request)
     {
         _queue.Enqueue(request);
+        _enqueued++;
         if (request.LastGroup == _groupNumber) _backFromLastGroup++;
     }
 
     /// <summary>Before a slow commit: waits (yielding the CPU to them) until every writer of the previous group is queued
-    /// again, or half the recent commit time has passed. Returns true when it waited.</summary>
+    /// again, or half the recent commit time has passed. Returns true when it waited. A synchronous writer is recognised
+    /// by its reused request; async callers bring a new request per write, so for them the wait counts requests queued
+    /// since the previous group was released against the async writers that group held (a server's connections: each
+    /// sends its next command once its reply went out).</summary>
     private bool WaitForSiblings()
     {
         var commit = Volatile.Read(ref _commitTicks);
-        if (commit < SlowCommitTicks || Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) <= 0) return false;
+        if (commit < SlowCommitTicks || MissingSiblings() <= 0) return false;
         var deadline = System.Diagnostics.Stopwatch.GetTimestamp() + Math.Min(commit / 2, MaxWaitTicks);
-        while (Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup) > 0 && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
+        while (MissingSiblings() > 0 && System.Diagnostics.Stopwatch.GetTimestamp() < deadline)
             Thread.Yield(); // on a busy machine the missing writers need this CPU to queue up
         return true;
     }
+
+    private long MissingSiblings() =>
+        Volatile.Read(ref _lastGroupSize) - Volatile.Read(ref _backFromLastGroup)
+        + Math.Max(0, Volatile.Read(ref _lastAsyncGroupSize) - (Volatile.Read(ref _enqueued) - Volatile.Read(ref _releasedAt)));
 
     /// <param name="self">The request of the writer that leads.</param>
     /// <param name="alone">The queue was empty when <paramref name="self"/> joined it: lead a group of one without taking
@@ -319,7 +382,7 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         lock (_lock)
         {
             var number = ++_groupNumber;
-            var writers = 0;
+            int writers = 0, asyncWriters = 0;
             foreach (var r in group)
             {
                 _queue.Dequeue();
@@ -328,12 +391,15 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                     r.LastGroup = number; // a synchronous writer's request is reused by its thread: this recognizes it when it is back
                     writers++;
                 }
+                else if (r.Kind == WriteRequestKind.Record) asyncWriters++;
                 r.Error = failure;
                 r.Done = true;
-                if (!ReferenceEquals(r, self)) followers[released++] = r;
+                if (!ReferenceEquals(r, self) || r.Async is not null) followers[released++] = r; // an async leader is completed like a follower
             }
             _lastGroupSize = writers;
             _backFromLastGroup = 0;
+            _lastAsyncGroupSize = asyncWriters;
+            _releasedAt = _enqueued;
             group.Clear(); // before the next leader can start: it reuses the list
             if (_queue.Count > 0)
             {
@@ -341,19 +407,25 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
                 next.Done = false;
             }
         }
-        if (next is not null) Wake(next, lead: true);
-        for (var i = 0; i < released; i++) Wake(followers[i], lead: false);
+        if (next is not null)
+        {
+            if (next.Async is null) next.Signal.Set(); // a synchronous writer leads on its own thread
+            else Committer().Post(next); // the committer leads async heads (and, when this is the committer, goes on to it at once)
+        }
+        if (inlineCompletions) CompleteBatched(followers, released);
+        else for (var i = 0; i < released; i++) Complete(followers[i]);
         Array.Clear(followers, 0, released);
         ArrayPool<WriteRequest>.Shared.Return(followers);
-        if (failure is not null)
+        if (failure is not null && self.Async is null)
         {
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(failure);
         }
     }
 
-    private static void Wake(WriteRequest r, bool lead)
+    /// <summary>Tells a committed (or failed: <see cref="WriteRequest.Error"/>) request's caller it is done.</summary>
+    private static void Complete(WriteRequest r)
     {
-        if (r.Async is { } tcs) tcs.TrySetResult(lead);
+        if (r.Async is { } tcs) tcs.TrySetResult(true);
         else r.Signal.Set();
     }
 
@@ -364,4 +436,56 @@ internal sealed class GroupCommit(GroupCommit.ILeaderWork work, int maxGroupByte
         IOException io => new IOException(io.Message, io),
         _ => new IOException(e.Message, e),
     };
+}
+
+/// <summary>A queue from any thread to one consumer thread that sleeps (without spinning) while it is empty.
+/// <para>Thread-safety: all members are safe to call concurrently; <see cref="Take"/> from one thread.</para></summary>
+internal sealed class HandOff<T> where T : class
+{
+    private readonly Queue<T> _items = new();
+    private bool _complete, _waiting;
+
+    /// <summary>Queues <paramref name="item"/>; false once <see cref="Complete"/> was called.</summary>
+    public bool TryAdd(T item)
+    {
+        lock (_items)
+        {
+            if (_complete) return false;
+            _items.Enqueue(item);
+            if (_waiting) Monitor.Pulse(_items);
+            return true;
+        }
+    }
+
+    /// <summary>No more items: <see cref="Take"/> returns null once the queue is empty.</summary>
+    public void Complete()
+    {
+        lock (_items)
+        {
+            _complete = true;
+            Monitor.Pulse(_items);
+        }
+    }
+
+    /// <summary>The next item if there is one, without waiting.</summary>
+    public T? TryTake()
+    {
+        lock (_items) return _items.Count > 0 ? _items.Dequeue() : null;
+    }
+
+    /// <summary>The next item, waiting for one; null after <see cref="Complete"/> once the queue is empty.</summary>
+    public T? Take()
+    {
+        lock (_items)
+        {
+            while (_items.Count == 0)
+            {
+                if (_complete) return null;
+                _waiting = true;
+                Monitor.Wait(_items);
+                _waiting = false;
+            }
+            return _items.Dequeue();
+        }
+    }
 }

@@ -52,6 +52,16 @@ public class HarnessTests
     }
 
     [Fact]
+    public void Durable_run_of_any_store_measures_the_machines_fdatasync_ceiling_and_its_one_writer_ratio_to_it()
+    {
+        using var dir = new TempDir();
+        var result = new WorkloadRunner(new StoreConfig("rocksdb", "sync", StoreRole.Durable), dir.Sub("store"), Tiny).Run();
+        Assert.Null(result.Error);
+        Assert.True(result.Metrics["fdatasync"] > 0, "the ceiling is measured in the peer's process too, not only bitcask's");
+        Assert.Equal(result.Metrics["durable1"] / result.Metrics["fdatasync"], result.Metrics["durable1.ceiling"], 6);
+    }
+
+    [Fact]
     public void Child_process_returns_its_result_as_json()
     {
         using var dir = new TempDir();

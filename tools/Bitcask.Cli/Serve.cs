@@ -62,7 +62,7 @@ internal static partial class Commands
                 Environment.SetEnvironmentVariable("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS", "1");
             using var loggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => { o.SingleLine = true; o.TimestampFormat = "HH:mm:ss "; })
                 .SetMinimumLevel(LogLevel.Information));
-            var storeOptions = new BitcaskOptions { Durability = r.GetValue(durability), LoggerFactory = loggerFactory };
+            var storeOptions = new BitcaskOptions { Durability = r.GetValue(durability), LoggerFactory = loggerFactory, InlineAsyncCompletions = true };
             using var store = OpenForWriting(r.GetValue(dir)!, mayCreate: true, storeOptions);
             return RunServer(c, store, serverOptions, loggerFactory).GetAwaiter().GetResult();
         }));

@@ -231,9 +231,10 @@ public static class Compare
         {
             var value = c.Median[metric.Key];
             var ratio = double.IsNaN(refValue) || refValue == 0 ? "" : (value / refValue).ToString("0.00", CultureInfo.InvariantCulture) + "×";
-            var runs = string.Join(" / ", c.Runs.Where(r => r.Metrics.ContainsKey(metric.Key)).Select(r => Count(r.Metrics[metric.Key])));
-            var (store, settings) = metric.Key == "fdatasync" ? ("machine (measured in the bitcask process)", "plain file: pwrite + fdatasync") : (c.Store, c.Settings);
-            sb.AppendLine($"| {store} | {settings} | {Count(value)} | {ratio} | {runs} |");
+            string Format(double v) => metric.Unit == "ratio" ? v.ToString("0.00", CultureInfo.InvariantCulture) + "×" : Count(v);
+            var runs = string.Join(" / ", c.Runs.Where(r => r.Metrics.ContainsKey(metric.Key)).Select(r => Format(r.Metrics[metric.Key])));
+            var (store, settings) = metric.Key == "fdatasync" ? ($"machine (measured in the {c.Store} process)", "plain file: pwrite + fdatasync") : (c.Store, c.Settings);
+            sb.AppendLine($"| {store} | {settings} | {Format(value)} | {ratio} | {runs} |");
         }
         sb.AppendLine();
     }

@@ -39,8 +39,9 @@ public static class Metrics
 
     public static readonly Definition[] Durable =
     [
-        new("fdatasync", "the machine: append one record + fdatasync on a plain file, 1 thread (ceiling for 1 durable writer)", "ops/s", true),
+        new("fdatasync", "the machine: append one record + fdatasync on a plain file, 1 thread, in each store's process before its durable runs (ceiling for 1 durable writer)", "ops/s", true),
         new("durable1", "durable puts (acknowledged after fsync), 1 writer", "ops/s", true),
+        new("durable1.ceiling", "1 durable writer ÷ the machine's append + fdatasync rate measured just before it in the same process", "ratio", true),
         new("durable16", "durable puts (acknowledged after fsync), 16 writers", "ops/s", true),
     ];
 

@@ -37,6 +37,7 @@ public static class ServerMode
         else error.WriteLine("note: redis-server is not installed; measuring bitcask only");
 
         var results = new Dictionary<(string Target, string Test, int Pipeline), List<double>>();
+        var cpu = new Dictionary<(string Target, string Test, int Pipeline), List<double>>();
         for (var run = 0; run < runs; run++)
             foreach (var target in targets)
                 foreach (var pipeline in new[] { 1, 16 })
@@ -51,10 +52,13 @@ public static class ServerMode
                         // An untimed run first: a long-running server is warm (the JIT has optimised its hot code),
                         // which a fresh process is not for its first seconds. Redis has nothing to warm; it gets the same.
                         if (warmup > 0) Benchmark(benchmark, port, warmup, clients, pipeline);
-                        var measured = Benchmark(benchmark, port, requests, clients, pipeline);
-                        foreach (var (test, rps) in measured)
+                        var measured = Measure(server, benchmark, port, requests, clients, pipeline);
+                        foreach (var (test, rps, micros) in measured)
+                        {
                             (results.TryGetValue((target.Name, test, pipeline), out var list) ? list : results[(target.Name, test, pipeline)] = []).Add(rps);
-                        error.WriteLine($"run {run + 1}/{runs} {target.Name} P{pipeline}: {string.Join(", ", measured.Select(m => $"{m.Test} {m.Rps:N0}/s"))}");
+                            (cpu.TryGetValue((target.Name, test, pipeline), out var c) ? c : cpu[(target.Name, test, pipeline)] = []).Add(micros);
+                        }
+                        error.WriteLine($"run {run + 1}/{runs} {target.Name} P{pipeline}: {string.Join(", ", measured.Select(m => $"{m.Test} {m.Rps:N0}/s {m.CpuMicros:0.0} µs CPU"))} (load {LoadAverage()})");
                     }
                     finally
                     {
@@ -76,16 +80,46 @@ public static class ServerMode
                     row += $" | {Median("bitcask Synced") / Median("redis always"):0.00}× | {Median("bitcask Flushed") / Median("redis everysec"):0.00}×";
                 output.WriteLine(row + " |");
             }
+        output.WriteLine();
+        output.WriteLine($"Server CPU time (utime + stime) per request in µs, median of {runs} runs (lower is better; ratios: Redis ÷ bitcask, so ≥ 1 means bitcask costs no more)");
+        output.WriteLine();
+        output.WriteLine("| test | " + string.Join(" | ", targets.Select(t => t.Name)) + (redisServer is null ? "" : " | always ÷ Synced | everysec ÷ Flushed") + " |");
+        output.WriteLine("| --- |" + string.Concat(Enumerable.Repeat(" ---: |", targets.Count + (redisServer is null ? 0 : 2))));
+        foreach (var pipeline in new[] { 1, 16 })
+            foreach (var test in new[] { "SET", "GET" })
+            {
+                double Median(string target) => cpu.TryGetValue((target, test, pipeline), out var l) ? MedianOf(l) : double.NaN;
+                var row = $"| {test} P{pipeline} | " + string.Join(" | ", targets.Select(t => Median(t.Name).ToString("0.0", CultureInfo.InvariantCulture)));
+                if (redisServer is not null)
+                    row += $" | {Median("redis always") / Median("bitcask Synced"):0.00}× | {Median("redis everysec") / Median("bitcask Flushed"):0.00}×";
+                output.WriteLine(row + " |");
+            }
         return 0;
     }
 
     private static string[] RedisArgs(string dir, int port, string fsync) =>
         ["--port", port.ToString(CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--dir", dir, "--save", "", "--appendonly", "yes", "--appendfsync", fsync, "--daemonize", "no"];
 
-    private static List<(string Test, double Rps)> Benchmark(string benchmark, int port, int requests, int clients, int pipeline)
+    /// <summary>SET then GET, each a redis-benchmark run of its own so that the server's CPU time (utime + stime, from
+    /// /proc) is read around each: requests per second and the server's CPU microseconds per request.</summary>
+    private static List<(string Test, double Rps, double CpuMicros)> Measure(Process server, string benchmark, int port, int requests, int clients, int pipeline)
+    {
+        var results = new List<(string, double, double)>();
+        foreach (var test in new[] { "set", "get" })
+        {
+            server.Refresh();
+            var before = server.TotalProcessorTime;
+            var (name, rps) = Benchmark(benchmark, port, requests, clients, pipeline, test).Single();
+            server.Refresh();
+            results.Add((name, rps, (server.TotalProcessorTime - before).TotalMicroseconds / requests));
+        }
+        return results;
+    }
+
+    private static List<(string Test, double Rps)> Benchmark(string benchmark, int port, int requests, int clients, int pipeline, string tests = "set,get")
     {
         var psi = new ProcessStartInfo(benchmark) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in new[] { "-p", port.ToString(CultureInfo.InvariantCulture), "-t", "set,get", "-n", requests.ToString(CultureInfo.InvariantCulture),
+        foreach (var a in new[] { "-p", port.ToString(CultureInfo.InvariantCulture), "-t", tests, "-n", requests.ToString(CultureInfo.InvariantCulture),
                      "-c", clients.ToString(CultureInfo.InvariantCulture), "-d", "100", "-P", pipeline.ToString(CultureInfo.InvariantCulture), "-r", "100000", "--csv" })
             psi.ArgumentList.Add(a);
         using var process = Process.Start(psi)!;
@@ -99,7 +133,7 @@ public static class ServerMode
             if (fields.Length >= 2 && fields[0] is "SET" or "GET" && double.TryParse(fields[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var rps))
                 results.Add((fields[0], rps));
         }
-        if (results.Count != 2) throw new InvalidOperationException($"redis-benchmark gave no SET and GET figures: {text} {stderr.Result}");
+        if (results.Count != tests.Split(',').Length) throw new InvalidOperationException($"redis-benchmark gave no figures for {tests}: {text} {stderr.Result}");
         return results;
     }
 

@@ -23,7 +23,8 @@ public sealed class ServerHost : IAsyncDisposable
     {
         var directory = Path.Combine(Path.GetTempPath(), "bitcask-server-tests", Guid.NewGuid().ToString("N")[..12]);
         System.IO.Directory.CreateDirectory(directory);
-        var store = BitcaskStore.Open(directory, (storeOptions ?? new BitcaskOptions()) with { Durability = durability });
+        // As `bitcask serve` opens its store: Synced async writers resume on the completion thread (BitcaskOptions.InlineAsyncCompletions).
+        var store = BitcaskStore.Open(directory, (storeOptions ?? new BitcaskOptions { InlineAsyncCompletions = true }) with { Durability = durability });
         var server = new BitcaskServer(store, (options ?? new BitcaskServerOptions()) with { Port = 0, BindAddress = options?.BindAddress ?? IPAddress.Loopback });
         await server.StartAsync();
         return new ServerHost(directory, store, server);
