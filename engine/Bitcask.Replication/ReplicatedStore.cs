@@ -386,6 +386,10 @@ public sealed class ReplicatedStore : IAsyncDisposable
 
     // ---- expiry ----
 
+    /// <summary>Rounds of <see cref="ExpiryLoop"/> (250 ms each) without a new applied entry before an idle leader
+    /// snapshots the entries applied since its newest snapshot (only once a snapshot exists: the log was truncated).</summary>
+    private const int IdleSnapshotRounds = 8;
+
     /// <summary>On the leader: every 250 ms, proposes the revokes of the leases not kept alive in time and the deletes
     /// of the keys its clock says expired (one entry of up to <see cref="Command.MaxExpireKeys"/> keys at a time).
     /// Followers never expire anything themselves. A lease's deadline is its time to live after its newest renewal or
@@ -395,6 +399,8 @@ public sealed class ReplicatedStore : IAsyncDisposable
     {
         var token = _stopping.Token;
         long leaderSince = 0;
+        long lastApplied = -1;
+        var idleRounds = 0;
         while (!token.IsCancellationRequested)
         {
             try
@@ -405,6 +411,12 @@ public sealed class ReplicatedStore : IAsyncDisposable
                     leaderSince = 0;
                     continue;
                 }
+                // Idle for IdleSnapshotRounds: snapshot what was applied since the last snapshot, so a follower whose
+                // install of the previous one timed out on this side catches up (StoreStateMachine.SnapshotNow).
+                var applied = _machine.AppliedIndex;
+                if (applied != lastApplied) (lastApplied, idleRounds) = (applied, 0);
+                else if (++idleRounds == IdleSnapshotRounds && applied > _machine.SnapshotIndex && _machine.SnapshotIndex > 0)
+                    _machine.SnapshotNow();
                 if (leaderSince == 0) leaderSince = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 var wall = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
                 var since = leaderSince;

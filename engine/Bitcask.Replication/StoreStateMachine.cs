@@ -136,6 +136,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             return entry.Index;
         }
         var payload = sequence.IsSingleSegment ? sequence.First : sequence.ToArray();
+        Volatile.Write(ref _applying, true); // until the entry is whole in the store: no snapshot from SnapshotNow
         CommandResult[] results;
         _clock.Advance(Command.StampOf(payload.Span));
         if (Command.IsMulti(payload.Span))
@@ -163,17 +164,55 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             finally { _swap.ExitReadLock(); }
         }
         _partialIndex = 0;
+        _written = (entry.Index, entry.Term);
         Volatile.Write(ref _applied, entry.Index);
+        Volatile.Write(ref _applying, false);
         (entry.Context as Proposal)?.Complete(results, entry.Index);
         _bytesSinceSnapshot += payload.Length;
         if (entry.Index - SnapshotIndex >= _snapshotInterval || _bytesSinceSnapshot >= _snapshotIntervalBytes)
-            TakeSnapshot(entry.Index, entry.Term);
+            lock (_snapshotting) TakeSnapshot(entry.Index, entry.Term);
         return entry.Index;
+    }
+
+    /// <summary>True while an entry's writes are going into the store (a multi entry's commands release the store lock
+    /// between them).</summary>
+    private bool _applying;
+
+    /// <summary>Index and term of the newest entry whose writes are in the store (the store records that index; Raft's
+    /// empty entries after it write nothing). Read under <see cref="_swap"/>'s write lock.</summary>
+    private (long Index, long Term) _written;
+
+    /// <summary>One snapshot at a time (the applier's and <see cref="SnapshotNow"/>).</summary>
+    private readonly Lock _snapshotting = new();
+
+    /// <summary>
+    /// Takes a snapshot now, of the newest entry whose writes are in the store, when that entry is past the newest
+    /// snapshot; false when there is nothing newer or an entry is being applied. Applies and reads wait meanwhile (a
+    /// backup: hard links and a copy of the active segment's committed prefix). The leader calls it when idle
+    /// (<see cref="ReplicatedStore"/>): DotNext re-sends a follower whose snapshot install the leader timed out on the
+    /// same snapshot, which the follower refuses as not newer than what it has, so without a newer one an idle cluster
+    /// never catches that follower up.
+    /// </summary>
+    internal bool SnapshotNow()
+    {
+        lock (_snapshotting)
+        {
+            WaitForInstall();
+            _swap.EnterWriteLock(); // no apply between reading the index and the backup
+            try
+            {
+                var (index, term) = _written;
+                if (Volatile.Read(ref _applying) || index <= SnapshotIndex || term <= 0) return false;
+                TakeSnapshot(index, term, storeLocked: true);
+                return index == SnapshotIndex;
+            }
+            finally { _swap.ExitWriteLock(); }
+        }
     }
 
     /// <summary>A backup of the store as of <paramref name="index"/>: nothing else writes between the apply and this
     /// call (the applier is the store's only writer), so the backup holds exactly the entries up to it.</summary>
-    private void TakeSnapshot(long index, long term)
+    private void TakeSnapshot(long index, long term, bool storeLocked = false)
     {
         var final = Path.Combine(_snapshotRoot, BackupSnapshot.Name(index, term));
         var tmp = final + ".tmp";
@@ -181,9 +220,9 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
         {
             DeleteAny(tmp);
             Directory.CreateDirectory(tmp);
-            _swap.EnterReadLock();
+            if (!storeLocked) _swap.EnterReadLock();
             try { _store.Backup(Path.Combine(tmp, BackupSnapshot.StoreFolder)); }
-            finally { _swap.ExitReadLock(); }
+            finally { if (!storeLocked) _swap.ExitReadLock(); }
             Directory.Move(tmp, final);
             _snapshot = new BackupSnapshot(final, index, term);
             _bytesSinceSnapshot = 0;
@@ -257,6 +296,7 @@ internal sealed class StoreStateMachine : IStateMachine, IDisposable
             Directory.Move(incoming, _storeDir);
             _store = BitcaskStore.Open(_storeDir, _storeOptions);
             Volatile.Write(ref _applied, ReadApplied(_store));
+            _written = (AppliedIndex, snapshot.Term);
             NoteLeases(_store);
         }
         finally { _swap.ExitWriteLock(); }

@@ -242,6 +242,23 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
     }
 
     [Fact]
+    public async Task An_idle_leader_snapshots_the_entries_applied_since_its_last_snapshot()
+    {
+        // A follower whose snapshot install timed out on the leader's side is sent the same snapshot again and refuses
+        // it (not newer than what it installed); only a newer snapshot catches it up, which an idle cluster would never
+        // take on the entry-count schedule alone.
+        await using var c = await Cluster.StartAsync(snapshotInterval: 20);
+        var leader = c.Leader();
+        for (var i = 0; i < 26; i++)
+            await c.Node(leader).PutAsync($"k{i}", $"v{i}");
+        var node = c.Node(leader);
+        Assert.True(node.Status.SnapshotIndex > 0 && node.Status.SnapshotIndex < node.Status.AppliedIndex,
+            $"snapshot {node.Status.SnapshotIndex}, applied {node.Status.AppliedIndex}");
+        await Cluster.Eventually(() => node.Status.SnapshotIndex >= node.Status.AppliedIndex - 1, "an idle snapshot on the leader");
+        Assert.Equal("v25", await node.GetStringAsync("k25"));
+    }
+
+    [Fact]
     public async Task A_membership_changed_by_add_and_remove_survives_a_restart_of_every_node()
     {
         await using var c = await Cluster.StartAsync(size: 4, snapshotInterval: 20, initial: 3);
