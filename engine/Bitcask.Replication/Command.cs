@@ -138,20 +138,25 @@ internal static class Command
 
     /// <summary>An expire entry: the leader's proposal to delete keys whose time to live ran out (each only if it is
     /// still expired, or gone, at the entry's log position).</summary>
-    internal static byte[] EncodeExpire(IReadOnlyList<byte[]> keys)
+    internal static byte[] EncodeExpire(IReadOnlyList<byte[]> keys) => EncodeList(KindExpire, keys, lengthBytes: 2);
+
+    /// <summary>version:u8 kind:u8 count:u32, then each item as its length (u16 or u32, <paramref name="lengthBytes"/>)
+    /// and its bytes: the layout of expire and multi entries.</summary>
+    private static byte[] EncodeList(byte kind, IReadOnlyList<byte[]> items, int lengthBytes)
     {
         var size = 2 + 4;
-        foreach (var key in keys) size += 2 + key.Length;
+        foreach (var item in items) size += lengthBytes + item.Length;
         var bytes = new byte[size];
         bytes[0] = FormatVersion;
-        bytes[1] = KindExpire;
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(2), (uint)keys.Count);
+        bytes[1] = kind;
+        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(2), (uint)items.Count);
         var at = 6;
-        foreach (var key in keys)
+        foreach (var item in items)
         {
-            BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(at), (ushort)key.Length);
-            key.CopyTo(bytes, at + 2);
-            at += 2 + key.Length;
+            if (lengthBytes == 2) BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(at), (ushort)item.Length);
+            else BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(at), (uint)item.Length);
+            item.CopyTo(bytes, at + lengthBytes);
+            at += lengthBytes + item.Length;
         }
         return bytes;
     }
@@ -164,23 +169,7 @@ internal static class Command
 
     /// <summary>A multi entry (format 1, kind 7): <paramref name="commands"/> (format-1 commands, each checked by the
     /// caller) in the order they are to be applied.</summary>
-    internal static byte[] EncodeMulti(IReadOnlyList<byte[]> commands)
-    {
-        var size = 2 + 4;
-        foreach (var command in commands) size += 4 + command.Length;
-        var bytes = new byte[size];
-        bytes[0] = FormatVersion;
-        bytes[1] = KindMulti;
-        BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(2), (uint)commands.Count);
-        var at = 6;
-        foreach (var command in commands)
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(bytes.AsSpan(at), (uint)command.Length);
-            command.CopyTo(bytes, at + 4);
-            at += 4 + command.Length;
-        }
-        return bytes;
-    }
+    internal static byte[] EncodeMulti(IReadOnlyList<byte[]> commands) => EncodeList(KindMulti, commands, lengthBytes: 4);
 
     /// <summary>True when <paramref name="payload"/> (as appended to the log, format 1 or 2) is a multi entry.</summary>
     internal static bool IsMulti(ReadOnlySpan<byte> payload) => payload.Length >= 2 && payload[1] == KindMulti
