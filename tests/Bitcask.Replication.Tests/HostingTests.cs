@@ -10,12 +10,8 @@ namespace Bitcask.Replication.Tests;
 /// <summary>A cluster node run from Microsoft.Extensions.Hosting with its options bound from configuration.</summary>
 public sealed class HostingTests
 {
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port to listen on (<see cref="Bitcask.Testing.TestPorts"/>).</summary>
+    private static int FreePort() => Bitcask.Testing.TestPorts.Free();
 
     [Fact]
     public async Task Three_hosts_bound_from_configuration_form_a_cluster_that_replicates_RESP_writes()

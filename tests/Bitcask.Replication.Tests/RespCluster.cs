@@ -75,12 +75,8 @@ internal sealed class RespCluster : IAsyncDisposable
         return map;
     }
 
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port to listen on (<see cref="Bitcask.Testing.TestPorts"/>).</summary>
+    private static int FreePort() => Bitcask.Testing.TestPorts.Free();
 
     public async ValueTask DisposeAsync()
     {

@@ -7,13 +7,8 @@ namespace Bitcask.Cluster.Tests.Infrastructure;
 /// <summary>Ports, temporary directories and the soak switch.</summary>
 internal static class TestEnvironment
 {
-    /// <summary>A loopback port that was free a moment ago.</summary>
-    public static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port to listen on (<see cref="Bitcask.Testing.TestPorts"/>).</summary>
+    public static int FreePort() => Bitcask.Testing.TestPorts.Free();
 
     public static string NewDirectory(string what)
     {

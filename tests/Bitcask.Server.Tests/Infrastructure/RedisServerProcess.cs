@@ -19,12 +19,8 @@ public sealed class RedisServerProcess : IDisposable
 
     public int Port { get; }
 
-    public static int FreePort()
-    {
-        using var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        return ((IPEndPoint)probe.LocalEndpoint).Port;
-    }
+    /// <summary>A loopback port to listen on (<see cref="Bitcask.Testing.TestPorts"/>).</summary>
+    public static int FreePort() => Bitcask.Testing.TestPorts.Free();
 
     public static RedisServerProcess Start(params string[] extra)
     {
