@@ -23,8 +23,8 @@ internal sealed class Membership(string file) : PersistentClusterConfigurationSt
     protected override EndPoint Decode(ref SequenceReader reader) => reader.ReadEndPoint();
 
     /// <summary>Writes the initial configuration (version 0) of a node that has no membership file yet: the same bytes
-    /// DotNext writes, produced by its own serializer, written to a temporary file that is fsynced and renamed into place
-    /// (then the directory is fsynced) so a crash leaves either no file or a whole one.</summary>
+    /// DotNext writes, produced by its own serializer, written through <see cref="DurableFile"/> so a crash leaves either
+    /// no file or a whole one.</summary>
     internal static async Task SeedAsync(string file, IReadOnlyCollection<IPEndPoint> members, CancellationToken token)
     {
         var initial = new Initial();
@@ -35,22 +35,7 @@ internal sealed class Membership(string file) : PersistentClusterConfigurationSt
         var bytes = await configuration.ToByteArrayAsync(token: token).ConfigureAwait(false);
         var content = new byte[sizeof(long) + bytes.Length]; // version 0, then the configuration
         bytes.CopyTo(content, sizeof(long));
-        var tmp = file + ".tmp";
-        await using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write, FileShare.None))
-        {
-            await fs.WriteAsync(content, token).ConfigureAwait(false);
-            fs.Flush(flushToDisk: true); // the whole configuration is on disk before the name points at it
-        }
-        File.Move(tmp, file, overwrite: true);
-        Bitcask.Storage.Native.SyncDirectory(Path.GetDirectoryName(Path.GetFullPath(file))!); // the rename itself survives a power loss
-    }
-
-    /// <summary>The members recorded in <paramref name="file"/> (empty when it does not exist).</summary>
-    internal static async Task<IReadOnlyList<EndPoint>> ReadAsync(string file, CancellationToken token)
-    {
-        using var storage = new Membership(file);
-        var configuration = await ((IClusterConfigurationStorage<EndPoint>)storage).LoadConfigurationAsync(token).ConfigureAwait(false);
-        return configuration.Members.ToList();
+        DurableFile.Write(file, content);
     }
 
     /// <summary>DotNext's in-memory storage with the same address encoding, used only to serialize a first configuration.</summary>

@@ -99,13 +99,7 @@ public sealed class ReplicatedStore : IAsyncDisposable
             if (recorded != id) throw new ClusterIdMismatchException(recorded, id, Path.GetFullPath(options.LogDirectory));
             return;
         }
-        var tmp = file + ".tmp";
-        using (var fs = new FileStream(tmp, FileMode.Create, FileAccess.Write))
-        {
-            fs.Write(Encoding.UTF8.GetBytes(id + "\n"));
-            fs.Flush(flushToDisk: true);
-        }
-        File.Move(tmp, file, overwrite: true);
+        DurableFile.Write(file, Encoding.UTF8.GetBytes(id + "\n"));
     }
 
     /// <summary>The node's store as it is now (for the RESP server, after a read barrier). Replaced by a snapshot

@@ -136,13 +136,20 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         var node = await ReplicatedStore.StartAsync(options);
         node.Machine.BeforeApply = (_, _) => { Interlocked.Increment(ref appliedFromLog); return ValueTask.CompletedTask; };
         c.Nodes[wiped] = node;
-        await c.Node(leader).PutAsync("last", "x");
+        await AssertCaughtUpFromSnapshotAsync(c.Node(leader), node);
+        Assert.True(appliedFromLog < 50, $"{appliedFromLog} entries applied from the log: expected a snapshot install");
+        await AssertSameContent(c);
+    }
+
+    /// <summary>A write through the leader reaches <paramref name="node"/>, which holds the keys written before it was
+    /// wiped (k000..k099) and a snapshot past them.</summary>
+    private static async Task AssertCaughtUpFromSnapshotAsync(ReplicatedStore leader, ReplicatedStore node)
+    {
+        await leader.PutAsync("last", "x");
         Assert.Equal("x", await node.GetStringAsync("last"));
         Assert.Equal("v0", node.GetStaleString("k000"));
         Assert.Equal("v99", node.GetStaleString("k099"));
         Assert.True(node.Status.SnapshotIndex >= 80, $"snapshot index {node.Status.SnapshotIndex}");
-        Assert.True(appliedFromLog < 50, $"{appliedFromLog} entries applied from the log: expected a snapshot install");
-        await AssertSameContent(c);
     }
 
     [Fact]
@@ -158,11 +165,7 @@ public sealed class ReplicationTests(Xunit.Abstractions.ITestOutputHelper output
         {
             var node = await ReplicatedStore.StartAsync(c.Options(wiped));
             c.Nodes[wiped] = node;
-            await c.Node(leader).PutAsync("last", "x");
-            Assert.Equal("x", await node.GetStringAsync("last"));
-            Assert.Equal("v0", node.GetStaleString("k000"));
-            Assert.Equal("v99", node.GetStaleString("k099"));
-            Assert.True(node.Status.SnapshotIndex >= 80, $"snapshot index {node.Status.SnapshotIndex}");
+            await AssertCaughtUpFromSnapshotAsync(c.Node(leader), node);
             await AssertSameContent(c);
         }
         finally
